@@ -1,0 +1,132 @@
+"""Messages every service shares. Money is a Decimal (serialised as a string), never a float."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.statuses import ReturnStatus, ReverseType
+
+NonEmpty = Field(min_length=1, max_length=128)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Money(_Message):
+    amount: Decimal = Field(description="Decimal amount, serialised as a string")
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class ReturnItem(_Message):
+    sku_id: str | None = None
+    seller_sku: str | None = None
+    product_name: str | None = None
+    sku_name: str | None = None
+    quantity: int | None = Field(default=None, ge=0)
+    image_url: str | None = None
+
+
+class ReturnDetails(_Message):
+    """What an event knows about a return besides its status. `None` means "not known by this
+    event" and never erases a value known from an earlier one."""
+
+    refund: Money | None = None
+    reason: str | None = None
+    reason_text: str | None = None
+    items: tuple[ReturnItem, ...] | None = None
+    tracking_number: str | None = None
+    request_time: int | None = Field(default=None, ge=0, description="unix seconds")
+
+
+class EventSource(StrEnum):
+    WEBHOOK_LEGACY = "webhook_legacy"
+    WEBHOOK_202309 = "webhook_202309"
+    SYNC_LEGACY = "sync_legacy"
+    SYNC_202309 = "sync_202309"
+
+
+class ReturnEvent(_Message):
+    """A change of one return as TikTok reported it, normalised to canonical names.
+
+    Its identity is what changed (shop, return, status, update_time), not how it arrived:
+    a webhook and a sync reporting the same change are the same event.
+    """
+
+    schema_version: Literal[1] = 1
+    shop_id: str = NonEmpty
+    return_id: str = NonEmpty
+    order_id: str = NonEmpty
+    status: ReturnStatus
+    update_time: int = Field(ge=0, description="when TikTok says the change happened, unix s")
+    reverse_type: ReverseType | None = None
+    details: ReturnDetails = ReturnDetails()
+    source: EventSource
+    notification_id: str | None = Field(default=None, description="TikTok tts_notification_id")
+    actor: str | None = Field(default=None, description="who made the change, as TikTok says")
+    observed_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        """Kafka message key and read-model id: all events of one return share a partition."""
+        return return_key(self.shop_id, self.return_id)
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.key}:{self.status.value}:{self.update_time}"
+
+
+def return_key(shop_id: str, return_id: str) -> str:
+    return f"{shop_id}:{return_id}"
+
+
+class RejectionReason(StrEnum):
+    UNKNOWN_STATUS = "unknown_status"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    INVALID_TRANSITION = "invalid_transition"
+    FORBIDDEN_FOR_TYPE = "forbidden_for_type"
+    UNDECODABLE = "undecodable"
+    INVALID_EVENT = "invalid_event"
+
+
+class RejectedEvent(_Message):
+    """Something that could not be applied, kept with its reason so an operator can see it."""
+
+    rejection_id: str = Field(
+        description="deterministic: the same input rejected twice has the same id"
+    )
+    reason: RejectionReason
+    detail: str
+    stage: Literal["ingestor", "state_machine"]
+    shop_id: str | None = None
+    return_id: str | None = None
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    event: ReturnEvent | None = None
+    raw: str | None = Field(default=None, description="the input as received (utf-8, or base64:)")
+    rejected_at: datetime = Field(default_factory=utcnow)
+
+
+class SyncCommand(_Message):
+    """Ask the ingestor to fetch new or changed returns of a shop from TikTok Shop."""
+
+    command_id: UUID = Field(default_factory=uuid4)
+    shop_id: str = NonEmpty
+    since: int | None = Field(default=None, ge=0, description="update time from, unix s")
+    until: int | None = Field(default=None, ge=0, description="update time to, unix s")
+    requested_by: str = Field(default="unknown", max_length=128)
+    requested_at: datetime = Field(default_factory=utcnow)
+
+
+MESSAGES: tuple[type[BaseModel], ...] = (ReturnEvent, RejectedEvent, SyncCommand)

@@ -1,0 +1,235 @@
+"""The rules for applying an event to a return (DOMAIN.md, rules 1-9), as pure functions.
+
+No I/O here: the adapters load a `ReturnState`, fold events into it with `apply_event`, and
+store the result. Everything a reader needs to know about how a return's status changes is here
+and in `contracts.transitions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
+from contracts.statuses import ReturnStatus, ReverseType
+from contracts.transitions import allowed_for_type, shortest_path
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    INFERRED = "inferred"
+    STALE = "stale"
+    REJECTED = "rejected"
+    DETAILS_UPDATED = "details_updated"
+    DUPLICATE = "duplicate"  # never a history entry: counted on the return instead
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str | None  # None for an inferred status, which no event reported
+    status: ReturnStatus
+    update_time: int
+    outcome: Outcome
+    source: EventSource | None = None
+    notification_id: str | None = None
+    actor: str | None = None
+    observed_at: datetime | None = None
+    details: ReturnDetails | None = None
+    reason: RejectionReason | None = None
+    note: str | None = None
+
+
+class ReturnState(BaseModel):
+    """The current state of one return and everything that happened to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shop_id: str
+    return_id: str
+    order_id: str
+    status: ReturnStatus
+    reverse_type: ReverseType | None
+    update_time: int
+    details: ReturnDetails
+    history: tuple[HistoryEntry, ...]
+    duplicate_count: int = 0
+    anomaly: bool = False
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+    @property
+    def known_event_ids(self) -> frozenset[str]:
+        return frozenset(h.event_id for h in self.history if h.event_id is not None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    state: ReturnState | None  # None only when a first event was rejected
+    rejection: tuple[RejectionReason, str] | None = None
+
+
+def merge_details(known: ReturnDetails, new: ReturnDetails) -> ReturnDetails:
+    """Fields the new event knows replace known ones; fields it does not know are kept."""
+    return known.model_copy(update={name: value for name, value in new if value is not None})
+
+
+def _entry(event: ReturnEvent, outcome: Outcome, **extra: object) -> HistoryEntry:
+    has_details = event.details != ReturnDetails()
+    return HistoryEntry(
+        event_id=event.event_id,
+        status=event.status,
+        update_time=event.update_time,
+        outcome=outcome,
+        source=event.source,
+        notification_id=event.notification_id,
+        actor=event.actor,
+        observed_at=event.observed_at,
+        details=event.details if has_details else None,
+        **extra,
+    )
+
+
+def _reject(
+    state: ReturnState | None, event: ReturnEvent, reason: RejectionReason, why: str
+) -> Decision:
+    if state is None:
+        return Decision(Outcome.REJECTED, None, (reason, why))
+    entry = _entry(event, Outcome.REJECTED, reason=reason, note=why)
+    new_state = state.model_copy(
+        update={
+            "history": (*state.history, entry),
+            "anomaly": True,
+            "last_seen_at": max(state.last_seen_at, event.observed_at),
+        }
+    )
+    return Decision(Outcome.REJECTED, new_state, (reason, why))
+
+
+def _type_problem(event: ReturnEvent, reverse_type: ReverseType | None) -> str | None:
+    if not allowed_for_type(event.status, reverse_type):
+        return f"{reverse_type} request can never be {event.status}"
+    return None
+
+
+def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
+    """Apply one event to a return's state (None when the return has never been seen)."""
+    if state is None:  # rule 3: the first event is accepted whatever its status
+        problem = _type_problem(event, event.reverse_type)
+        if problem:
+            return _reject(None, event, RejectionReason.FORBIDDEN_FOR_TYPE, problem)
+        return Decision(
+            Outcome.APPLIED,
+            ReturnState(
+                shop_id=event.shop_id,
+                return_id=event.return_id,
+                order_id=event.order_id,
+                status=event.status,
+                reverse_type=event.reverse_type,
+                update_time=event.update_time,
+                details=event.details,
+                history=(_entry(event, Outcome.APPLIED),),
+                first_seen_at=event.observed_at,
+                last_seen_at=event.observed_at,
+            ),
+        )
+
+    seen = {"last_seen_at": max(state.last_seen_at, event.observed_at)}
+    if event.event_id in state.known_event_ids:  # rule 2: seen before, delivered again
+        # A sync may repeat a webhook's change with the details the webhook lacked: keep them.
+        details = merge_details(state.details, event.details)
+        return Decision(
+            Outcome.DUPLICATE,
+            state.model_copy(
+                update={"duplicate_count": state.duplicate_count + 1, "details": details, **seen}
+            ),
+        )
+
+    reverse_type = state.reverse_type or event.reverse_type
+    if event.reverse_type is not None and state.reverse_type not in (None, event.reverse_type):
+        return _reject(
+            state, event, RejectionReason.INVALID_EVENT,
+            f"reverse type {event.reverse_type} differs from the return's {state.reverse_type}",
+        )
+
+    if event.status == state.status:
+        if event.update_time < state.update_time:  # rule 4
+            return _stale(state, event, seen)
+        # rule 8: same status, newer time or new details
+        return Decision(
+            Outcome.DETAILS_UPDATED,
+            state.model_copy(
+                update={
+                    "update_time": event.update_time,
+                    "details": merge_details(state.details, event.details),
+                    "reverse_type": reverse_type,
+                    "history": (*state.history, _entry(event, Outcome.DETAILS_UPDATED)),
+                    **seen,
+                }
+            ),
+        )
+
+    forward = shortest_path(state.status, event.status, reverse_type)
+    if event.update_time < state.update_time:  # rule 4: older than what we know
+        return _stale(state, event, seen)
+    if (
+        event.update_time == state.update_time
+        and forward is None
+        and shortest_path(event.status, state.status, reverse_type) is not None
+    ):  # rule 4: the same second, and the move would go backwards
+        return _stale(state, event, seen)
+    if forward is None:  # rule 7
+        problem = _type_problem(event, reverse_type)
+        if problem:
+            return _reject(state, event, RejectionReason.FORBIDDEN_FOR_TYPE, problem)
+        return _reject(
+            state, event, RejectionReason.INVALID_TRANSITION,
+            f"{state.status} cannot become {event.status}",
+        )
+
+    # rules 5 and 6: a valid transition, or a gap bridged by inferred intermediate statuses
+    inferred = tuple(
+        HistoryEntry(
+            event_id=None, status=status, update_time=event.update_time, outcome=Outcome.INFERRED,
+            note=f"missed; implied by {event.event_id}",
+        )
+        for status in forward[:-1]
+    )
+    return Decision(
+        Outcome.APPLIED,
+        state.model_copy(
+            update={
+                "status": event.status,
+                "update_time": event.update_time,
+                "reverse_type": reverse_type,
+                "details": merge_details(state.details, event.details),
+                "history": (*state.history, *inferred, _entry(event, Outcome.APPLIED)),
+                **seen,
+            }
+        ),
+    )
+
+
+def _stale(state: ReturnState, event: ReturnEvent, seen: dict[str, datetime]) -> Decision:
+    return Decision(
+        Outcome.STALE,
+        state.model_copy(
+            update={"history": (*state.history, _entry(event, Outcome.STALE)), **seen}
+        ),
+    )
+
+
+def apply_events(
+    state: ReturnState | None, events: list[ReturnEvent]
+) -> tuple[ReturnState | None, list[Decision]]:
+    """Fold events of one return, in order, into its state."""
+    decisions = []
+    for event in events:
+        decision = apply_event(state, event)
+        decisions.append(decision)
+        state = decision.state
+    return state, decisions
