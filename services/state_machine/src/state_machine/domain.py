@@ -9,61 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
-from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
-from contracts.statuses import ReturnStatus, ReverseType
+from contracts.messages import RejectionReason, ReturnDetails, ReturnEvent
+from contracts.read_model import HistoryEntry, Outcome, ReturnState
+from contracts.statuses import ReverseType
 from contracts.transitions import allowed_for_type, shortest_path
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    INFERRED = "inferred"
-    STALE = "stale"
-    REJECTED = "rejected"
-    DETAILS_UPDATED = "details_updated"
-    DUPLICATE = "duplicate"  # never a history entry: counted on the return instead
-
-
-class HistoryEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str | None  # None for an inferred status, which no event reported
-    status: ReturnStatus
-    update_time: int
-    outcome: Outcome
-    source: EventSource | None = None
-    notification_id: str | None = None
-    actor: str | None = None
-    observed_at: datetime | None = None
-    details: ReturnDetails | None = None
-    reason: RejectionReason | None = None
-    note: str | None = None
-
-
-class ReturnState(BaseModel):
-    """The current state of one return and everything that happened to it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    shop_id: str
-    return_id: str
-    order_id: str
-    status: ReturnStatus
-    reverse_type: ReverseType | None
-    update_time: int
-    details: ReturnDetails
-    history: tuple[HistoryEntry, ...]
-    duplicate_count: int = 0
-    anomaly: bool = False
-    first_seen_at: datetime
-    last_seen_at: datetime
-
-    @property
-    def known_event_ids(self) -> frozenset[str]:
-        return frozenset(h.event_id for h in self.history if h.event_id is not None)
 
 
 @dataclass(frozen=True)
