@@ -83,3 +83,10 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("anomaly", 1), ("update_time", -1), ("_id", -1)], "shop_anomaly_updated"),
     ([("update_time", -1), ("_id", -1)], "updated"),
 )
+
+REJECTIONS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
+    ([("shop_id", 1), ("rejected_at", -1), ("_id", -1)], "shop_rejected"),
+    ([("shop_id", 1), ("reason", 1), ("rejected_at", -1), ("_id", -1)], "shop_reason_rejected"),
+    ([("reason", 1), ("rejected_at", -1), ("_id", -1)], "reason_rejected"),
+    ([("rejected_at", -1), ("_id", -1)], "rejected"),
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -21,9 +23,8 @@ async def ensure_topics(
             if spec.name not in existing
         ]
         if missing:
-            try:
+            # Another service may create them meanwhile: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:  # another service created them meanwhile
-                pass
     finally:
         await admin.close()

@@ -1,0 +1,140 @@
+"""Entrypoint of the state machine: wires Kafka (FastStream), MongoDB and the batch processor.
+
+Records are decoded in the handler, not by FastStream, so one bad record is rejected on its own
+instead of failing its whole batch. Offsets are committed by hand (AckPolicy.MANUAL) after the
+batch is durable; infrastructure errors are retried with backoff, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import start_http_server
+from pymongo import AsyncMongoClient
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from contracts.messages import RejectedEvent
+from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
+from contracts.topology import ensure_topics
+from state_machine import metrics
+from state_machine.batch import Delivery
+from state_machine.logging_setup import configure_logging
+from state_machine.processor import BatchProcessor
+from state_machine.repository import ReturnsRepository, active_returns_collection
+from state_machine.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Everything but a bug is worth retrying: MongoDB or Kafka down, timeouts, elections.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (Exception,)
+
+
+def raw_records(message: Any) -> list[bytes | None]:
+    """FastStream decoder that leaves the bytes alone: the handler decodes each record."""
+    return [record.value for record in message.raw_message]
+
+
+async def retry_forever(what: str, action: Any) -> Any:
+    def before_sleep(state: RetryCallState) -> None:
+        metrics.RETRIES.inc()
+        log.warning("retrying", what=what, attempt=state.attempt_number,
+                    error=repr(state.outcome.exception() if state.outcome else None))
+
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential_jitter(initial=0.2, max=15),
+        retry=retry_if_exception_type(INFRASTRUCTURE_ERRORS),
+        before_sleep=before_sleep,
+    ):
+        with attempt:
+            return await action()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def create_app(settings: Settings) -> FastStream:
+    configure_logging(settings.log_level)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+        client_id="returns-state-machine",
+    )
+    rejected = broker.publisher(REJECTED_TOPIC, title="rejected events",
+                                schema=RejectedEvent)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    state: dict[str, Any] = {}
+
+    async def publish_rejections(rejections: list[RejectedEvent]) -> None:
+        futures = [
+            await rejected.publish(r, key=(r.shop_id or "unknown").encode(), no_confirm=True)
+            for r in rejections
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    @broker.subscriber(
+        EVENTS_TOPIC,
+        group_id=settings.state_machine_group_id,
+        batch=True,
+        max_records=settings.state_machine_max_batch,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=raw_records,
+        max_poll_interval_ms=15 * 60 * 1000,
+        title="return events",
+    )
+    async def on_events(_: list[bytes | None], msg: KafkaMessage) -> None:
+        deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
+        processor: BatchProcessor = state["processor"]
+        with metrics.BATCH_SECONDS.time():
+            await retry_forever("apply batch", lambda: processor.process(deliveries))
+        await msg.ack()
+
+    @broker.subscriber(
+        REJECTED_TOPIC,
+        group_id=f"{settings.state_machine_group_id}-rejections",
+        batch=True,
+        max_records=settings.state_machine_max_batch,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=raw_records,
+        title="rejected events (recorded for the API)",
+    )
+    async def on_rejections(_: list[bytes | None], msg: KafkaMessage) -> None:
+        rejections = []
+        for record in msg.raw_message:
+            try:
+                rejections.append(RejectedEvent.model_validate_json(record.value or b""))
+            except ValueError:
+                log.error("unreadable record on the rejected topic, kept on the topic",
+                          partition=record.partition, offset=record.offset)
+        repository: ReturnsRepository = state["repository"]
+        await retry_forever("record rejections", lambda: repository.record_rejections(rejections))
+        await msg.ack()
+
+    app = FastStream(broker)
+
+    @app.on_startup
+    async def start() -> None:
+        bootstrap = settings.kafka_bootstrap_servers
+        await retry_forever("create topics", lambda: ensure_topics(bootstrap))
+        db = mongo.get_database(settings.mongodb_database)
+        collection = settings.state_machine_collection or await retry_forever(
+            "read active collection", lambda: active_returns_collection(db)
+        )
+        repository = ReturnsRepository(mongo, settings.mongodb_database, collection)
+        await retry_forever("create indexes", repository.ensure_indexes)
+        state["repository"] = repository
+        state["processor"] = BatchProcessor(repository, publish_rejections)
+        start_http_server(settings.state_machine_metrics_port, settings.state_machine_metrics_host)
+        log.info("state machine starting", collection=collection,
+                 metrics=f"http://{settings.state_machine_metrics_host}:"
+                         f"{settings.state_machine_metrics_port}/metrics")
+
+    @app.after_shutdown
+    async def stop() -> None:
+        await mongo.close()
+
+    return app

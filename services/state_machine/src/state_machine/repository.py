@@ -1,0 +1,116 @@
+"""MongoDB adapter of the state machine: load the returns a batch touches, store them in bulk.
+
+One document per return, `_id` = "shop_id:return_id". Writes are single-document and guarded by
+`version` (optimistic concurrency), so two consumers that briefly own the same partition during
+a rebalance can never overwrite each other: the loser reloads and finds its events applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+from pymongo.write_concern import WriteConcern
+
+from contracts.messages import RejectedEvent
+from contracts.read_model import (
+    ACTIVE_READ_MODEL_ID,
+    DEFAULT_RETURNS_COLLECTION,
+    META_COLLECTION,
+    REJECTIONS_COLLECTION,
+    REJECTIONS_INDEXES,
+    RETURNS_INDEXES,
+    ReturnState,
+)
+from state_machine.batch import Change, Stored
+
+Document = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
+    meta = await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
+    return str(meta["collection"]) if meta else DEFAULT_RETURNS_COLLECTION
+
+
+async def ensure_indexes(collection: AsyncCollection[Document],
+                         indexes: Iterable[tuple[list[tuple[str, int]], str]]) -> None:
+    for keys, name in indexes:
+        await collection.create_index(keys, name=name)
+
+
+class ReturnsRepository:
+    def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str) -> None:
+        durable = WriteConcern(w="majority", j=True)
+        db = client.get_database(database, write_concern=durable)
+        self.returns = db.get_collection(collection)
+        self.rejections = db.get_collection(REJECTIONS_COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        await ensure_indexes(self.returns, RETURNS_INDEXES)
+        await ensure_indexes(self.rejections, REJECTIONS_INDEXES)
+
+    async def load(self, keys: Iterable[str]) -> dict[str, Stored]:
+        wanted = list(set(keys))
+        if not wanted:
+            return {}
+        found: dict[str, Stored] = {}
+        async for doc in self.returns.find({"_id": {"$in": wanted}}):
+            position = doc.get("applied", {})
+            found[doc["_id"]] = Stored(
+                state=ReturnState.model_validate(doc),
+                partition=int(position.get("partition", -1)),
+                offset=int(position.get("offset", -1)),
+                version=int(doc.get("version", 0)),
+            )
+        return found
+
+    async def save(self, changes: list[Change]) -> set[str]:
+        """Store the changes in one bulk write; the keys whose write lost a race come back
+        (their stored version moved on), to be reloaded and planned again."""
+        if not changes:
+            return set()
+        batch_id = uuid.uuid4().hex
+        ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
+        for change in changes:
+            doc = change.state.model_dump(mode="json") | {
+                "_id": change.key,
+                "applied": {"partition": change.partition, "offset": change.offset},
+                "version": (change.expected_version or 0) + 1,
+                "written_by": batch_id,
+            }
+            if change.expected_version is None:
+                ops.append(InsertOne(doc))
+            else:
+                ops.append(ReplaceOne({"_id": change.key, "version": change.expected_version}, doc))
+        try:
+            result = await self.returns.bulk_write(ops, ordered=False)
+            if result.matched_count + result.inserted_count == len(ops):
+                return set()
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        keys = [c.key for c in changes]
+        ours = self.returns.find({"_id": {"$in": keys}, "written_by": batch_id}, {"_id": 1})
+        return set(keys) - {doc["_id"] async for doc in ours}
+
+    async def record_rejections(self, rejections: list[RejectedEvent]) -> None:
+        """Keep rejections where the API can list them; the same rejection twice is one."""
+        if not rejections:
+            return
+        await self.rejections.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": r.rejection_id},
+                    {"$setOnInsert": r.model_dump(mode="json") | {"_id": r.rejection_id}},
+                    upsert=True,
+                )
+                for r in rejections
+            ],
+            ordered=False,
+        )

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """State machine configuration, from environment variables."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = "tiktok_returns"
+    state_machine_group_id: str = "returns-state-machine"
+    # The returns collection this process writes; empty: the active one named in `meta`.
+    state_machine_collection: str = ""
+    state_machine_max_batch: int = 500
+    state_machine_metrics_port: int = 8002
+    state_machine_metrics_host: str = "127.0.0.1"
+    log_level: str = "INFO"
