@@ -25,7 +25,7 @@ from state_machine import metrics
 from state_machine.batch import Delivery
 from state_machine.logging_setup import configure_logging
 from state_machine.processor import BatchProcessor
-from state_machine.repository import ReturnsRepository, active_returns_collection
+from state_machine.repository import ActiveReturns, ReturnsRepository
 from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -120,16 +120,12 @@ def create_app(settings: Settings) -> FastStream:
     async def start() -> None:
         bootstrap = settings.kafka_bootstrap_servers
         await retry_forever("create topics", lambda: ensure_topics(bootstrap))
-        db = mongo.get_database(settings.mongodb_database)
-        collection = settings.state_machine_collection or await retry_forever(
-            "read active collection", lambda: active_returns_collection(db)
-        )
-        repository = ReturnsRepository(mongo, settings.mongodb_database, collection)
-        await retry_forever("create indexes", repository.ensure_indexes)
+        returns = ActiveReturns(mongo, settings.mongodb_database, settings.state_machine_collection)
+        repository = await retry_forever("create indexes", returns)
         state["repository"] = repository
-        state["processor"] = BatchProcessor(repository, publish_rejections)
+        state["processor"] = BatchProcessor(returns, publish_rejections)
         start_http_server(settings.state_machine_metrics_port, settings.state_machine_metrics_host)
-        log.info("state machine starting", collection=collection,
+        log.info("state machine starting", collection=repository.returns.name,
                  metrics=f"http://{settings.state_machine_metrics_host}:"
                          f"{settings.state_machine_metrics_port}/metrics")
 

@@ -19,28 +19,36 @@ from state_machine.repository import ReturnsRepository
 log = structlog.get_logger(__name__)
 
 PublishRejections = Callable[[list[RejectedEvent]], Awaitable[None]]
+RepositoryForBatch = Callable[[], Awaitable[ReturnsRepository]]
+
+
+async def no_rejections(rejections: list[RejectedEvent]) -> None:
+    """For a replay: the rejections are on the rejected topic already."""
 
 
 class BatchProcessor:
-    def __init__(self, repository: ReturnsRepository, publish_rejections: PublishRejections):
-        self.repository = repository
+    def __init__(self, repository: RepositoryForBatch, publish_rejections: PublishRejections):
+        self.repository_for_batch = repository
         self.publish_rejections = publish_rejections
 
     async def process(self, deliveries: list[Delivery]) -> BatchPlan:
+        # Asked per batch, so a replayed read model switched in meanwhile is written from the
+        # next batch on (see state_machine.replay for why that loses nothing).
+        repository = await self.repository_for_batch()
         decoded = decode_all(deliveries)
         keys = touched_keys(decoded)
-        stored = await self.repository.load(keys)
+        stored = await repository.load(keys)
         while True:
             result = plan(decoded, stored)
             # Rejections first: if we die before the write, redelivery publishes them again
             # (same ids, recorded once); the other way round they could be lost.
             await self.publish_rejections(result.rejections)
-            lost = await self.repository.save(result.changes)
+            lost = await repository.save(result.changes)
             if not lost:
                 break
             metrics.WRITE_CONFLICTS.inc(len(lost))
             log.warning("write race lost, replanning", returns=len(lost))
-            stored = await self.repository.load(keys)
+            stored = await repository.load(keys)
         self._observe(deliveries, result)
         return result
 

@@ -44,6 +44,24 @@ async def ensure_indexes(collection: AsyncCollection[Document],
         await collection.create_index(keys, name=name)
 
 
+class ActiveReturns:
+    """The repository of the returns collection currently named active in `meta`, or of a
+    fixed collection. Indexes are created once per collection."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str = ""):
+        self.client, self.database, self.fixed = client, database, fixed
+        self.db = client.get_database(database)
+        self._repositories: dict[str, ReturnsRepository] = {}
+
+    async def __call__(self) -> ReturnsRepository:
+        name = self.fixed or await active_returns_collection(self.db)
+        if name not in self._repositories:
+            repository = ReturnsRepository(self.client, self.database, name)
+            await repository.ensure_indexes()
+            self._repositories[name] = repository
+        return self._repositories[name]
+
+
 class ReturnsRepository:
     def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str) -> None:
         durable = WriteConcern(w="majority", j=True)

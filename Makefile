@@ -1,0 +1,53 @@
+# Two commands: `make run` brings the whole system up locally, `make test` runs every test.
+# Both install what is missing first (uv into .tools/, Python deps into .venv/, Kafka, FerretDB
+# and PostgreSQL into ~/.cache/tiktok-returns), so a fresh machine needs nothing else.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+VENV_PY := .venv/bin/python
+
+.PHONY: install deps infra run test lint unit integration replay bench schemas sync clean
+
+install: deps infra
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+deps: $(UV)
+	$(UV) sync --frozen --all-packages --quiet
+
+infra: deps
+	$(VENV_PY) -m devinfra install
+
+run: install
+	$(VENV_PY) -m devinfra run
+
+lint: deps
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+unit: deps
+	.venv/bin/pytest tests/unit -q
+
+integration: install
+	.venv/bin/pytest tests/integration -q
+
+test: install lint
+	.venv/bin/pytest -q -ra
+
+replay: deps
+	$(VENV_PY) -m state_machine.replay
+
+bench: install
+	$(VENV_PY) bench/state_machine_throughput.py
+
+schemas: deps
+	$(VENV_PY) -m contracts.schemas
+
+clean:
+	rm -rf .data .venv .tools .pytest_cache .mypy_cache .ruff_cache
