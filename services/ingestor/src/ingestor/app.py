@@ -1,0 +1,196 @@
+"""HTTP entrypoint of the ingestor (wiring only): TikTok webhooks in, Kafka messages out.
+
+`POST /webhooks/tiktok` answers 200 only once the webhook is durably handled: its event (or its
+rejection) acknowledged by Kafka, or the notification ignored as not a return. Anything TikTok
+should retry later (Kafka unavailable) gets a 503; malformed calls get 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
+from ingestor.kafka import KafkaBus, PublishError
+from ingestor.metrics import IngestorMetrics, WebhookResult
+from ingestor.settings import Settings
+from ingestor.signature import verify_webhook
+from ingestor.webhooks import (
+    Accepted,
+    Ignored,
+    WebhookShapeError,
+    build_rejection,
+    parse_webhook,
+)
+
+WEBHOOK_PATH = "/webhooks/tiktok"
+SIGNATURE_HEADER = "Authorization"
+RECONNECT_MAX_BACKOFF_S = 30.0
+
+log = structlog.get_logger("ingestor")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _connect_until_up(
+    bus: KafkaBus, settings: Settings, first_attempt_done: asyncio.Event
+) -> None:
+    """Connect to Kafka, retrying with backoff: the app serves (503s) while Kafka is down."""
+    backoff = 1.0
+    while True:
+        try:
+            async with asyncio.timeout(settings.kafka_connect_timeout_s):
+                await bus.start()
+        except Exception as exc:  # any failure to connect is retried
+            first_attempt_done.set()
+            log.warning("kafka_connect_failed", error=repr(exc), retry_in_s=backoff,
+                        bootstrap_servers=settings.kafka_bootstrap_servers)
+            with contextlib.suppress(Exception):
+                await bus.stop()  # reset a half-started broker before the next attempt
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_BACKOFF_S)
+        else:
+            first_attempt_done.set()
+            log.info("kafka_connected", bootstrap_servers=settings.kafka_bootstrap_servers)
+            return
+
+
+def create_app(settings: Settings, bus: KafkaBus | None = None) -> FastAPI:
+    """The ingestor app. Pass a `bus` whose broker already carries extra subscribers (e.g. the
+    sync-command consumer) to have them started and stopped with the app."""
+    kafka = bus if bus is not None else KafkaBus(settings)
+    metrics = IngestorMetrics()
+    app_secret = settings.tiktok_app_secret.get_secret_value()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        first_attempt_done = asyncio.Event()
+        connecting = asyncio.create_task(
+            _connect_until_up(kafka, settings, first_attempt_done))
+        # Serve once the first attempt is over, connected or not (then retries go on behind).
+        await first_attempt_done.wait()
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            await kafka.stop()
+
+    app = FastAPI(title="TikTok returns ingestor", lifespan=lifespan)
+    app.state.bus = kafka
+    app.state.metrics = metrics
+
+    def answer(result: WebhookResult, status_code: int, body: dict[str, Any]) -> JSONResponse:
+        metrics.count(result)
+        return JSONResponse(body, status_code=status_code)
+
+    @app.post(WEBHOOK_PATH)
+    async def tiktok_webhook(request: Request) -> JSONResponse:
+        try:
+            raw = await _read_body(request, settings.webhook_max_body_bytes)
+        except BodyTooLarge:
+            log.warning("webhook_too_large", limit=settings.webhook_max_body_bytes)
+            return answer(WebhookResult.TOO_LARGE, 413, {
+                "detail": f"body larger than {settings.webhook_max_body_bytes} bytes"})
+
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not verify_webhook(settings.tiktok_app_key, app_secret, raw, signature):
+            log.warning("webhook_unauthorized", signed=bool(signature))
+            return answer(WebhookResult.UNAUTHORIZED, 401, {
+                "detail": "missing or invalid signature" if signature else "missing signature"})
+
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return answer(WebhookResult.NOT_JSON, 400, {"detail": "body is not JSON"})
+
+        now = datetime.now(UTC)
+        try:
+            outcome = parse_webhook(payload, observed_at=now)
+        except WebhookShapeError as exc:
+            log.warning("webhook_invalid", fields=list(exc.fields), error=str(exc))
+            return answer(WebhookResult.INVALID, 422, {
+                "detail": f"invalid webhook: {exc}",
+                "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
+            })
+
+        if isinstance(outcome, Ignored):
+            log.info("webhook_ignored", webhook_type=outcome.webhook_type)
+            return answer(WebhookResult.IGNORED, 200, {"status": "ignored"})
+
+        started = time.perf_counter()
+        if isinstance(outcome, Accepted):
+            event = outcome.event
+            try:
+                await kafka.publish_event(event)
+            except PublishError as exc:
+                log.error("webhook_publish_failed", event_id=event.event_id, error=str(exc))
+                return answer(WebhookResult.UNAVAILABLE, 503, {
+                    "detail": f"event bus unavailable, retry later: {exc}"})
+            metrics.publish_seconds.labels(topic=EVENTS_TOPIC).observe(
+                time.perf_counter() - started)
+            log.info("webhook_accepted", event_id=event.event_id, source=event.source.value)
+            return answer(WebhookResult.ACCEPTED, 200,
+                          {"status": "accepted", "event_id": event.event_id})
+
+        rejection = build_rejection(outcome, raw, at=now)
+        try:
+            await kafka.publish_rejection(rejection)
+        except PublishError as exc:
+            log.error("webhook_publish_failed", rejection_id=rejection.rejection_id,
+                      error=str(exc))
+            return answer(WebhookResult.UNAVAILABLE, 503, {
+                "detail": f"event bus unavailable, retry later: {exc}"})
+        metrics.publish_seconds.labels(topic=REJECTED_TOPIC).observe(
+            time.perf_counter() - started)
+        log.warning("webhook_rejected", reason=rejection.reason.value, detail=rejection.detail,
+                    shop_id=rejection.shop_id, return_id=rejection.return_id)
+        # 200: TikTok must not retry a webhook we will never be able to map.
+        return answer(WebhookResult.REJECTED, 200, {
+            "status": "rejected", "reason": rejection.reason.value,
+            "rejection_id": rejection.rejection_id})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if await kafka.ping(2.0):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "detail": "Kafka not connected"},
+                            status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,103 @@
+"""Kafka adapter: one FastStream broker for the ingestor, with declarative publishers.
+
+The broker is created here and started by the app's lifespan, so other parts of the ingestor
+(e.g. the sync-command consumer) can register subscribers on `KafkaBus.broker` before startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka.errors import KafkaError
+from faststream.exceptions import FastStreamException
+from faststream.kafka import KafkaBroker
+
+from contracts.messages import RejectedEvent, ReturnEvent
+from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
+from contracts.topology import ensure_topics
+from ingestor.settings import Settings
+
+UNKNOWN_SHOP_KEY = "unknown"
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge a message (unreachable, timed out or not connected)."""
+
+
+def build_broker(settings: Settings) -> KafkaBroker:
+    timeout_ms = int(settings.kafka_delivery_timeout_s * 1000)
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="ingestor",
+        acks="all",
+        enable_idempotence=True,
+        # Bounds metadata waits and batch expiry, so a publish fails instead of hanging.
+        request_timeout_ms=timeout_ms,
+        logger=logging.getLogger("ingestor.broker"),
+    )
+
+
+class KafkaBus:
+    """Publishes return events and rejections, each awaited until the broker acknowledged it."""
+
+    def __init__(self, settings: Settings, broker: KafkaBroker | None = None) -> None:
+        self._settings = settings
+        self.broker = broker if broker is not None else build_broker(settings)
+        self._events = self.broker.publisher(
+            EVENTS_TOPIC,
+            title="return events",
+            description="Return changes from TikTok webhooks and sync; key = shop_id:return_id",
+            schema=ReturnEvent,
+        )
+        self._rejected = self.broker.publisher(
+            REJECTED_TOPIC,
+            title="rejected events",
+            description="Webhooks the ingestor could not map; key = shop_id or 'unknown'",
+            schema=RejectedEvent,
+        )
+        self._connected = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self) -> None:
+        """Create missing topics, then connect the broker and start its subscribers."""
+        await ensure_topics(self._settings.kafka_bootstrap_servers)
+        await self.broker.start()
+        self._connected = True
+
+    async def stop(self) -> None:
+        self._connected = False
+        await self.broker.stop()
+
+    async def ping(self, within_s: float) -> bool:
+        if not self._connected:
+            return False
+        try:
+            return await self.broker.ping(within_s)
+        except (KafkaError, FastStreamException, OSError):
+            return False
+
+    async def publish_event(self, event: ReturnEvent) -> None:
+        key = event.key.encode("utf-8")
+        await self._publish(lambda: self._events.publish(event, key=key))
+
+    async def publish_rejection(self, rejection: RejectedEvent) -> None:
+        key = (rejection.shop_id or UNKNOWN_SHOP_KEY).encode("utf-8")
+        await self._publish(lambda: self._rejected.publish(rejection, key=key))
+
+    async def _publish(self, send: Callable[[], Awaitable[object]]) -> None:
+        if not self._connected:
+            raise PublishError("not connected to Kafka")
+        try:
+            async with asyncio.timeout(self._settings.kafka_delivery_timeout_s):
+                await send()
+        except TimeoutError as exc:
+            raise PublishError(
+                f"Kafka did not acknowledge within {self._settings.kafka_delivery_timeout_s} s"
+            ) from exc
+        except (KafkaError, FastStreamException, OSError) as exc:
+            raise PublishError(f"Kafka publish failed: {exc!r}") from exc
