@@ -29,7 +29,7 @@ def test_every_202309_status_maps_except_closed_which_has_no_equivalent() -> Non
 
 
 def test_terminal_statuses_are_complete_closed_and_cancelled() -> None:
-    assert TERMINAL == {ReturnStatus.COMPLETE, ReturnStatus.CLOSED, ReturnStatus.CANCEL_SUCCESS}
+    assert {ReturnStatus.COMPLETE, ReturnStatus.CLOSED, ReturnStatus.CANCEL_SUCCESS} == TERMINAL
     assert set(TRANSITIONS) == set(ReturnStatus)
 
 

@@ -1,0 +1,3 @@
+from devinfra.cli import main
+
+main()

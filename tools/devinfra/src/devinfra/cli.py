@@ -1,0 +1,92 @@
+"""``python -m devinfra install`` / ``python -m devinfra up``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devinfra.install import install as do_install
+from devinfra.proc import port_is_free
+from devinfra.servers import Infra
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def install(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Install Kafka (Maven), build FerretDB (Go), ensure PostgreSQL 15 (apt). Idempotent."""
+    _setup_logging(verbose)
+    t0 = time.monotonic()
+    paths = do_install()
+    typer.echo(f"kafka libs:   {paths.kafka_libs}")
+    typer.echo(f"ferretdb bin: {paths.ferretdb_bin}")
+    typer.echo(f"postgres bin: {paths.pg_bindir}")
+    typer.echo(f"install done in {time.monotonic() - t0:.1f}s")
+
+
+def _choose(name: str, preferred: int) -> int | None:
+    if port_is_free(preferred):
+        return preferred
+    typer.echo(f"{name} port {preferred} is busy, picking a free one", err=True)
+    return None
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="where server data lives")] = Path(".data"),
+    kafka_port: Annotated[int, typer.Option(help="Kafka PLAINTEXT port")] = 9092,
+    mongo_port: Annotated[int, typer.Option(help="FerretDB (MongoDB wire) port")] = 27017,
+    durable: Annotated[bool, typer.Option(help="fsync on (off = faster, unsafe)")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Start Kafka + PostgreSQL + FerretDB and run until Ctrl-C / SIGTERM."""
+    _setup_logging(verbose)
+    stop_event = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop_event.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    t0 = time.monotonic()
+    infra = Infra(
+        data_dir,
+        kafka_port=_choose("kafka", kafka_port),
+        mongo_port=_choose("mongo", mongo_port),
+        durable=durable,
+    )
+    try:
+        ep = infra.start()
+        typer.echo(f"KAFKA_BOOTSTRAP_SERVERS={ep.kafka_bootstrap}")
+        typer.echo(f"MONGODB_URL={ep.mongodb_url}")
+        typer.echo(f"# (postgres backend: {ep.postgresql_url})")
+        typer.echo(f"# up in {time.monotonic() - t0:.1f}s; Ctrl-C to stop", err=True)
+        sys.stdout.flush()
+        while not stop_event.wait(1.0):
+            for server in (infra.kafka, infra.postgres, infra.ferretdb):
+                if not server.running:
+                    typer.echo(f"{type(server).__name__} died, shutting down", err=True)
+                    stop_event.set()
+    finally:
+        typer.echo("stopping...", err=True)
+        infra.stop()
+
+
+def main() -> None:
+    app()

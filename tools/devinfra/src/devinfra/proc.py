@@ -1,0 +1,167 @@
+"""Subprocess helpers: process-group launch, graceful stop, ports, readiness polling."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger("devinfra")
+
+
+class ServerStartError(RuntimeError):
+    """A server failed to start or to become ready."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", exclude: Sequence[int] = ()) -> int:
+    """A currently free TCP port on ``host`` (racy by nature, good enough locally)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port: int = s.getsockname()[1]
+        if port not in exclude:
+            return port
+    raise RuntimeError("could not find a free port")
+
+
+def pick_port(preferred: int | None, exclude: Sequence[int] = ()) -> int:
+    """``preferred`` when given and free, else a free ephemeral port."""
+    if preferred is not None and preferred not in exclude and port_is_free(preferred):
+        return preferred
+    return free_port(exclude=exclude)
+
+
+def tcp_connectable(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, n: int = 40) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "<no log>"
+    return "\n".join(lines[-n:])
+
+
+class ManagedProcess:
+    """A server subprocess in its own process group, output appended to a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_file: Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_file = log_file
+        self.cwd = cwd
+        self.env = env
+        self.user = user
+        self.stop_signal = stop_signal
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log.debug("starting %s: %s", self.name, self.argv)
+        with self.log_file.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                user=self.user,
+                group=self.user,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def check_alive(self) -> None:
+        """Raise :class:`ServerStartError` with the log tail if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServerStartError(
+                f"{self.name} exited with code {self.proc.returncode}; "
+                f"log {self.log_file}:\n{tail(self.log_file)}"
+            )
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30.0, *, kill: bool = False) -> None:
+        """Send ``stop_signal`` to the process group (SIGKILL if ``kill``); SIGKILL on timeout."""
+        if self.proc is None:
+            return
+        proc = self.proc
+        if proc.poll() is None:
+            self._signal_group(signal.SIGKILL if kill else self.stop_signal)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs, killing", self.name, timeout)
+                self._signal_group(signal.SIGKILL)
+                proc.wait(timeout=10)
+        # kill stragglers left in the group (orphaned children), if any
+        self._signal_group(signal.SIGKILL)
+        self.proc = None
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], bool],
+    *,
+    timeout: float,
+    proc: ManagedProcess | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Poll ``probe`` until it returns True; fail early if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None:
+            proc.check_alive()
+        try:
+            if probe():
+                return
+        except Exception as exc:  # probes may raise while the server warms up
+            log.debug("%s probe: %r", what, exc)
+        if time.monotonic() > deadline:
+            extra = f"; log {proc.log_file}:\n{tail(proc.log_file)}" if proc is not None else ""
+            raise ServerStartError(f"{what} not ready after {timeout:.0f}s{extra}")
+        time.sleep(interval)
