@@ -1,0 +1,472 @@
+"""Async client of the TikTok Shop returns APIs (legacy "reverse" and 202309 "return_refund").
+
+One client serves one shop. It signs every request (`tiktok_signing`), paces requests with a
+token bucket (aiolimiter), retries throttling and transient failures with exponential backoff
+and jitter (tenacity; `Retry-After` is honoured), and raises `TikTokApiError` for anything it
+will not retry. Secrets and tokens are never logged nor put in error messages.
+
+Time windows: `since` is inclusive, `until` exclusive. 202309 maps them to `update_time_ge` /
+`update_time_lt`. The legacy API's `update_time_to` is sent as `until` (treated as inclusive by
+TikTok as far as public clients show): a change exactly at `until` may be seen twice, which
+downstream deduplication absorbs, but none is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from ingestor.tiktok_mapping import MappingResult, map_records, record_update_time
+from ingestor.tiktok_signing import sign_request
+
+log = logging.getLogger(__name__)
+
+ApiVersion = Literal["legacy", "202309"]
+
+LEGACY_SEARCH_PATH = "/api/reverse/reverse_order/list"
+V202309_SEARCH_PATH = "/return_refund/202309/returns/search"
+LEGACY_PAGE_SIZE_MAX = 100
+V202309_PAGE_SIZE_MAX = 50
+
+# Error codes TikTok uses for throttling (HTTP 200 with this `code`): back off and retry.
+RATE_LIMIT_CODES: frozenset[int] = frozenset({36009004})
+# Non-zero codes worth retrying; every other non-zero code (bad signature, expired or invalid
+# token, bad parameters, ...) is permanent for this request.
+RETRYABLE_CODES: frozenset[int] = RATE_LIMIT_CODES
+
+# What some well-known codes mean, to name the reason in errors.
+KNOWN_CODES: Mapping[int, str] = {
+    36009004: "rate limited",
+    36009001: "invalid request parameters",
+    105001: "invalid access token",
+    105002: "access token expired",
+    106001: "invalid signature (wrong app secret?)",
+    106002: "invalid app_key",
+    106003: "timestamp outside the accepted window (clock skew?)",
+    106011: "invalid shop_cipher",
+}
+
+
+class TikTokApiError(Exception):
+    """A TikTok call failed. `retryable` says whether retrying later may succeed."""
+
+    def __init__(
+        self,
+        code: int | None,
+        message: str,
+        retryable: bool,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.path = path
+        super().__init__(str(self))
+
+    @property
+    def reason(self) -> str:
+        if self.code is not None and self.code in KNOWN_CODES:
+            return KNOWN_CODES[self.code]
+        if self.http_status in (401, 403):
+            return "not authorised (credentials refused)"
+        if self.http_status == 429:
+            return "rate limited"
+        if self.http_status is not None and self.http_status >= 500:
+            return "TikTok server error"
+        return self.message
+
+    def __str__(self) -> str:
+        parts = [f"TikTok API error: {self.reason}"]
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.http_status is not None:
+            parts.append(f"http={self.http_status}")
+        if self.path:
+            parts.append(f"path={self.path}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        parts.append(f"message={self.message!r}")
+        parts.append("retryable" if self.retryable else "not retryable")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class TikTokClientConfig:
+    base_url: str
+    app_key: str
+    app_secret: str = field(repr=False)
+    access_token: str = field(repr=False)
+    shop_id: str
+    api_version: ApiVersion = "202309"
+    shop_cipher: str | None = None  # required for 202309
+    requests_per_second: float = 10.0
+    max_attempts: int = 6
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    backoff_initial_s: float = 0.5  # first retry waits up to this (full jitter), then doubles
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 120.0  # cap on a server-requested Retry-After
+    legacy_page_size: int = LEGACY_PAGE_SIZE_MAX
+    v202309_page_size: int = V202309_PAGE_SIZE_MAX
+
+    def __post_init__(self) -> None:
+        if self.api_version not in ("legacy", "202309"):
+            raise ValueError(f"api_version must be 'legacy' or '202309', not {self.api_version!r}")
+        if self.api_version == "202309" and not self.shop_cipher:
+            raise ValueError("shop_cipher is required for the 202309 API")
+        if self.requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 1 <= self.legacy_page_size <= LEGACY_PAGE_SIZE_MAX:
+            raise ValueError(f"legacy_page_size must be 1..{LEGACY_PAGE_SIZE_MAX}")
+        if not 1 <= self.v202309_page_size <= V202309_PAGE_SIZE_MAX:
+            raise ValueError(f"v202309_page_size must be 1..{V202309_PAGE_SIZE_MAX}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: the records as received and what each maps to."""
+
+    number: int  # 1-based
+    raw: tuple[dict[str, Any], ...]
+    results: tuple[MappingResult, ...]
+    max_update_time: int | None  # the newest update_time among the raw records
+
+
+_SECRET_PARAM = re.compile(r"(?i)\b(access_token|sign|x-tts-access-token)=[^&\s\"']+")
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs each request URL at INFO; the legacy API carries the access token in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PARAM.sub(r"\1=***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_REDACT = _RedactSecrets()
+
+
+def _install_redaction() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    return max(seconds, 0.0)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TikTokApiError) and exc.retryable
+
+
+class TikTokShopClient:
+    def __init__(
+        self,
+        config: TikTokClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        rate = config.requests_per_second
+        # aiolimiter needs capacity >= 1: below one request a second, widen the period instead.
+        self._limiter = AsyncLimiter(rate, 1.0) if rate >= 1 else AsyncLimiter(1, 1.0 / rate)
+        timeout = httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s)
+        _install_redaction()
+        self._http = httpx.AsyncClient(
+            base_url=config.base_url, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------------------ public API
+
+    async def iter_returns(
+        self, since: int | None = None, until: int | None = None
+    ) -> AsyncIterator[Page]:
+        """Every return updated in [since, until), oldest update first, one page at a time."""
+        if self.config.api_version == "legacy":
+            pages = self._iter_legacy(since, until, {})
+        else:
+            pages = self._iter_202309(since, until, {})
+        async for page in pages:
+            yield page
+
+    async def get_return(self, return_id: str) -> MappingResult | None:
+        """The current state of one return (for webhook enrichment); None if TikTok has none."""
+        if self.config.api_version == "legacy":
+            data = await self._post_legacy({"reverse_order_id": return_id, "offset": 0, "size": 1})
+            records = data.get("reverse_list") or []
+            id_key = "reverse_order_id"
+        else:
+            data = await self._post_202309({"return_ids": [return_id]}, page_token=None)
+            records = data.get("return_orders") or []
+            id_key = "return_id"
+        matching = [r for r in records if isinstance(r, dict) and str(r.get(id_key)) == return_id]
+        if not matching:
+            return None
+        return map_records(matching[:1], self.config.shop_id, self.config.api_version)[0]
+
+    # ------------------------------------------------------------------------------ paging
+
+    def _page(self, number: int, records: list[Any]) -> Page:
+        raw = tuple(r if isinstance(r, dict) else {"record": r} for r in records)
+        results = map_records(records, self.config.shop_id, self.config.api_version)
+        times = [t for t in (record_update_time(r) for r in raw) if t is not None]
+        return Page(number, raw, results, max(times) if times else None)
+
+    async def _iter_legacy(
+        self, since: int | None, until: int | None, filters: dict[str, Any]
+    ) -> AsyncIterator[Page]:
+        size = self.config.legacy_page_size
+        offset = 0
+        number = 0
+        while True:
+            body: dict[str, Any] = {**filters, "offset": offset, "size": size,
+                                    "sort_by": 1, "sort_type": 0}
+            if since is not None:
+                body["update_time_from"] = since
+            if until is not None:
+                body["update_time_to"] = until
+            data = await self._post_legacy(body)
+            records = _records(data, "reverse_list")
+            number += 1
+            yield self._page(number, records)
+            if not data.get("more"):
+                return
+            if not records:
+                log.warning("tiktok legacy search says more but sent no records; stopping",
+                            extra={"shop_id": self.config.shop_id, "offset": offset})
+                return
+            offset += len(records)
+
+    async def _iter_202309(
+        self, since: int | None, until: int | None, filters: dict[str, Any]
+    ) -> AsyncIterator[Page]:
+        body: dict[str, Any] = dict(filters)
+        if since is not None:
+            body["update_time_ge"] = since
+        if until is not None:
+            body["update_time_lt"] = until
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        number = 0
+        while True:
+            data = await self._post_202309(body, page_token=token)
+            number += 1
+            yield self._page(number, _records(data, "return_orders"))
+            next_token = data.get("next_page_token") or None
+            if next_token is None:
+                return
+            next_token = str(next_token)
+            if next_token in seen_tokens:
+                raise TikTokApiError(None, "next_page_token repeats: paging would never end",
+                                     False, path=V202309_SEARCH_PATH)
+            seen_tokens.add(next_token)
+            token = next_token
+
+    # ------------------------------------------------------------------------------ requests
+
+    async def _post_legacy(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(
+            LEGACY_SEARCH_PATH,
+            body,
+            extra_query={"shop_id": self.config.shop_id, "access_token": self.config.access_token},
+            headers={},
+            sign_body=False,
+        )
+
+    async def _post_202309(self, body: dict[str, Any], page_token: str | None) -> dict[str, Any]:
+        query = {
+            "shop_cipher": self.config.shop_cipher or "",
+            "page_size": str(self.config.v202309_page_size),
+            "sort_field": "update_time",
+            "sort_order": "ASC",
+        }
+        if page_token:
+            query["page_token"] = page_token
+        return await self._call(
+            V202309_SEARCH_PATH,
+            body,
+            extra_query=query,
+            headers={"x-tts-access-token": self.config.access_token},
+            sign_body=True,
+        )
+
+    async def _call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        extra_query: dict[str, str],
+        headers: dict[str, str],
+        sign_body: bool,
+    ) -> dict[str, Any]:
+        content = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(path, content, extra_query, headers, sign_body)
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        path: str,
+        content: bytes,
+        extra_query: dict[str, str],
+        headers: dict[str, str],
+        sign_body: bool,
+    ) -> dict[str, Any]:
+        query = {"app_key": self.config.app_key, "timestamp": str(int(self._clock())),
+                 **extra_query}
+        query["sign"] = sign_request(
+            self.config.app_secret, path, query, content if sign_body else None
+        )
+        async with self._limiter:
+            try:
+                response = await self._http.post(
+                    path,
+                    params=query,
+                    content=content,
+                    headers={"content-type": "application/json", **headers},
+                )
+            except httpx.TransportError as exc:  # timeouts, refused or reset connections
+                raise TikTokApiError(None, f"{type(exc).__name__}: transport failure", True,
+                                     path=path) from None
+        return _parse(response, path)
+
+    # ------------------------------------------------------------------------------ retry policy
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, TikTokApiError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.config.retry_after_max_s)
+        ceiling = min(self.config.backoff_max_s,
+                      self.config.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        return self._rng.uniform(0, ceiling)  # "full jitter"
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else None
+        log.warning(
+            "tiktok call failed, retrying: %s",
+            exc,
+            extra={"shop_id": self.config.shop_id, "attempt": state.attempt_number,
+                   "wait_s": wait},
+        )
+
+
+def _records(data: Mapping[str, Any], key: str) -> list[Any]:
+    records = data.get(key) or []
+    if not isinstance(records, list):
+        raise TikTokApiError(None, f"data.{key} is not a list", False)
+    return records
+
+
+def _parse(response: httpx.Response, path: str) -> dict[str, Any]:
+    status = response.status_code
+    request_id = response.headers.get("x-tt-logid")
+    if status == 429:
+        raise TikTokApiError(
+            None, "HTTP 429 Too Many Requests", True, http_status=status, path=path,
+            retry_after=_retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if status >= 500:
+        raise TikTokApiError(None, f"HTTP {status}", True, http_status=status, path=path,
+                             retry_after=_retry_after_seconds(response.headers.get("retry-after")))
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if status >= 400:
+        code, message = _code_message(payload)
+        raise TikTokApiError(code, message or f"HTTP {status}", False, http_status=status,
+                             path=path, request_id=request_id)
+    if not isinstance(payload, dict):
+        # A 2xx that is not a JSON object: a proxy hiccup or a truncated body. Worth a retry.
+        raise TikTokApiError(None, "response is not a JSON object", True, http_status=status,
+                             path=path)
+    code, message = _code_message(payload)
+    request_id = str(payload.get("request_id") or request_id or "") or None
+    if code != 0:
+        raise TikTokApiError(
+            code, message or "no message", code in RETRYABLE_CODES, http_status=status,
+            path=path, request_id=request_id,
+            retry_after=_retry_after_seconds(response.headers.get("retry-after")),
+        )
+    data = payload.get("data") or {}
+    if not isinstance(data, dict):
+        raise TikTokApiError(0, "data is not an object", False, path=path, request_id=request_id)
+    return data
+
+
+def _code_message(payload: Any) -> tuple[int | None, str]:
+    if not isinstance(payload, dict):
+        return None, ""
+    raw_code = payload.get("code")
+    try:
+        code = int(raw_code) if raw_code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    return code, str(payload.get("message") or "")

@@ -1,0 +1,65 @@
+"""Simulator settings, from environment variables `SIM_*`."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tiktok_sim.protocol import ApiVersion
+
+
+class ShopSeed:
+    """One entry of SIM_SHOPS: `shop_id:api_version:count`."""
+
+    def __init__(self, shop_id: str, api_version: ApiVersion, count: int) -> None:
+        self.shop_id = shop_id
+        self.api_version = api_version
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"ShopSeed({self.shop_id!r}, {self.api_version!r}, {self.count})"
+
+
+class SimSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIM_", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = 8090
+    app_key: str = "dev-app-key"
+    app_secret: str = Field(default="dev-app-secret", repr=False)
+    access_token: str = Field(default="dev-access-token", repr=False)
+    timestamp_tolerance_s: int = 300
+    seed: int = 42
+    # Shops generated at start-up: "7494560109732840000:202309:500,7494560109732840001:legacy:500"
+    shops: str = ""
+    # Webhooks: where to push them (None: no webhooks), how fast, and which shares are abnormal.
+    webhook_url: str | None = None
+    webhook_rate: float = Field(default=20.0, gt=0)
+    duplicate_share: float = Field(default=0.0, ge=0, le=1)
+    out_of_order_share: float = Field(default=0.0, ge=0, le=1)
+    invalid_share: float = Field(default=0.0, ge=0, le=1)
+    # Background lifecycle driver.
+    drive: bool = False
+    tick_seconds: float = Field(default=2.0, gt=0)
+    advance_per_tick: int = Field(default=5, ge=0)
+
+    @field_validator("shops")
+    @classmethod
+    def _shops_parse(cls, value: str) -> str:
+        parse_shops(value)
+        return value
+
+    def shop_seeds(self) -> list[ShopSeed]:
+        return parse_shops(self.shops)
+
+
+def parse_shops(spec: str) -> list[ShopSeed]:
+    seeds: list[ShopSeed] = []
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        parts = entry.split(":")
+        if len(parts) != 3 or parts[1] not in ("legacy", "202309") or not parts[2].isdigit():
+            raise ValueError(f"SIM_SHOPS entry {entry!r} is not shop_id:legacy|202309:count")
+        seeds.append(ShopSeed(parts[0], cast(ApiVersion, parts[1]), int(parts[2])))
+    return seeds
