@@ -88,5 +88,18 @@ def up(
         infra.stop()
 
 
+@app.command()
+def run(
+    data_dir: Annotated[Path, typer.Option(help="where server data and logs live")] = Path(".data"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Start the infrastructure, the three services and (without TikTok credentials) the
+    TikTok Shop simulator; print where to look; stop everything on Ctrl-C / SIGTERM."""
+    from devinfra.stack import run as run_stack
+
+    _setup_logging(verbose)
+    run_stack(data_dir)
+
+
 def main() -> None:
     app()

@@ -25,7 +25,7 @@ class ShopSeed:
 class SimSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIM_", extra="ignore")
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8090
     app_key: str = "dev-app-key"
     app_secret: str = Field(default="dev-app-secret", repr=False)
