@@ -157,3 +157,22 @@ def test_buyer_appeal_after_rejection_is_a_valid_transition() -> None:
     )
     assert state.status is S.AFTERSALE_APPLYING
     assert [h.outcome for h in state.history] == [Outcome.APPLIED] * 3
+
+
+def test_a_late_event_fills_missing_details_but_never_overwrites_newer_ones() -> None:
+    state = state_after(
+        ev(S.AFTERSALE_SUCCESS, 400, details=ReturnDetails(reason="late-known")),
+        ev(S.AFTERSALE_BUYER_SHIPPED, 300, details=ReturnDetails(tracking_number="NEW")),
+        ev(S.AFTERSALE_RETURNING, 200,
+           details=ReturnDetails(tracking_number="OLD", reason="older reason")),
+    )
+    assert state.status is S.AFTERSALE_SUCCESS
+    assert state.details.tracking_number == "NEW"
+    assert state.details.reason == "late-known"
+
+
+def test_a_parcel_status_for_a_refund_only_request_is_rejected_even_when_old() -> None:
+    start = state_after(ev(S.AFTERSALE_SUCCESS, 500, rtype=T.REFUND_ONLY))
+    decision = apply_event(start, ev(S.AFTERSALE_BUYER_SHIPPED, 100, rtype=None))
+    assert decision.rejection is not None
+    assert decision.rejection[0] is RejectionReason.FORBIDDEN_FOR_TYPE

@@ -60,6 +60,7 @@ class ReturnState(BaseModel):
     reverse_type: ReverseType | None
     update_time: int
     details: ReturnDetails
+    details_as_of: dict[str, int] = {}  # per detail: update_time of the event it came from
     history: tuple[HistoryEntry, ...]
     duplicate_count: int = 0
     anomaly: bool = False

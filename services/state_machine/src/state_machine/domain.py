@@ -8,7 +8,6 @@ and in `contracts.transitions`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from contracts.messages import RejectionReason, ReturnDetails, ReturnEvent
 from contracts.read_model import HistoryEntry, Outcome, ReturnState
@@ -23,9 +22,16 @@ class Decision:
     rejection: tuple[RejectionReason, str] | None = None
 
 
-def merge_details(known: ReturnDetails, new: ReturnDetails) -> ReturnDetails:
-    """Fields the new event knows replace known ones; fields it does not know are kept."""
-    return known.model_copy(update={name: value for name, value in new if value is not None})
+def merge_details(state: ReturnState, event: ReturnEvent) -> dict[str, object]:
+    """Each detail (tracking number, refund, ...) holds the value of the newest event that
+    knew it: an event's value replaces ours unless ours came from a newer change. Fields the
+    event does not know are kept. Order-independent, so late or repeated events converge."""
+    details, as_of = {}, dict(state.details_as_of)
+    for name, value in event.details:
+        if value is not None and event.update_time >= as_of.get(name, -1):
+            details[name] = value
+            as_of[name] = event.update_time
+    return {"details": state.details.model_copy(update=details), "details_as_of": as_of}
 
 
 def _entry(event: ReturnEvent, outcome: Outcome, **extra: object) -> HistoryEntry:
@@ -82,29 +88,43 @@ def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
                 reverse_type=event.reverse_type,
                 update_time=event.update_time,
                 details=event.details,
+                details_as_of={
+                    name: event.update_time for name, value in event.details if value is not None
+                },
                 history=(_entry(event, Outcome.APPLIED),),
                 first_seen_at=event.observed_at,
                 last_seen_at=event.observed_at,
             ),
         )
 
-    seen = {"last_seen_at": max(state.last_seen_at, event.observed_at)}
-    if event.event_id in state.known_event_ids:  # rule 2: seen before, delivered again
-        # A sync may repeat a webhook's change with the details the webhook lacked: keep them.
-        details = merge_details(state.details, event.details)
-        return Decision(
-            Outcome.DUPLICATE,
-            state.model_copy(
-                update={"duplicate_count": state.duplicate_count + 1, "details": details, **seen}
-            ),
-        )
-
-    reverse_type = state.reverse_type or event.reverse_type
     if event.reverse_type is not None and state.reverse_type not in (None, event.reverse_type):
         return _reject(
             state, event, RejectionReason.INVALID_EVENT,
             f"reverse type {event.reverse_type} differs from the return's {state.reverse_type}",
         )
+    # The type of a request never changes: learn it from any event that carries it.
+    reverse_type = state.reverse_type or event.reverse_type
+    seen: dict[str, object] = {
+        "last_seen_at": max(state.last_seen_at, event.observed_at),
+        "reverse_type": reverse_type,
+    }
+    if event.event_id in state.known_event_ids:  # rule 2: seen before, delivered again
+        # A sync may repeat a webhook's change with the details the webhook lacked: keep them.
+        return Decision(
+            Outcome.DUPLICATE,
+            state.model_copy(
+                update={
+                    "duplicate_count": state.duplicate_count + 1,
+                    **merge_details(state, event),
+                    **seen,
+                }
+            ),
+        )
+
+
+    problem = _type_problem(event, reverse_type)
+    if problem:  # rule 7, whatever its time: such a request can never be in that status
+        return _reject(state, event, RejectionReason.FORBIDDEN_FOR_TYPE, problem)
 
     if event.status == state.status:
         if event.update_time < state.update_time:  # rule 4
@@ -115,8 +135,7 @@ def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
             state.model_copy(
                 update={
                     "update_time": event.update_time,
-                    "details": merge_details(state.details, event.details),
-                    "reverse_type": reverse_type,
+                    **merge_details(state, event),
                     "history": (*state.history, _entry(event, Outcome.DETAILS_UPDATED)),
                     **seen,
                 }
@@ -133,9 +152,6 @@ def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
     ):  # rule 4: the same second, and the move would go backwards
         return _stale(state, event, seen)
     if forward is None:  # rule 7
-        problem = _type_problem(event, reverse_type)
-        if problem:
-            return _reject(state, event, RejectionReason.FORBIDDEN_FOR_TYPE, problem)
         return _reject(
             state, event, RejectionReason.INVALID_TRANSITION,
             f"{state.status} cannot become {event.status}",
@@ -155,8 +171,7 @@ def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
             update={
                 "status": event.status,
                 "update_time": event.update_time,
-                "reverse_type": reverse_type,
-                "details": merge_details(state.details, event.details),
+                **merge_details(state, event),
                 "history": (*state.history, *inferred, _entry(event, Outcome.APPLIED)),
                 **seen,
             }
@@ -164,11 +179,15 @@ def apply_event(state: ReturnState | None, event: ReturnEvent) -> Decision:
     )
 
 
-def _stale(state: ReturnState, event: ReturnEvent, seen: dict[str, datetime]) -> Decision:
+def _stale(state: ReturnState, event: ReturnEvent, seen: dict[str, object]) -> Decision:
     return Decision(
         Outcome.STALE,
         state.model_copy(
-            update={"history": (*state.history, _entry(event, Outcome.STALE)), **seen}
+            update={
+                "history": (*state.history, _entry(event, Outcome.STALE)),
+                **merge_details(state, event),  # fills what we lacked, never newer values
+                **seen,
+            }
         ),
     )
 
