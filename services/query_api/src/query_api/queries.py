@@ -1,0 +1,153 @@
+"""Pure query building for the returns list: MongoDB filter and sort, keyset cursors.
+
+No I/O here. Every value a caller supplies ends up as an *equality or comparison value*
+(an enum member, an int or a str), never as a key or an operator, so a query parameter cannot
+inject MongoDB operators.
+
+Pagination is keyset pagination over (update_time desc, _id desc): `_id` is unique, so the
+order is total and paging never skips or repeats a return, even when many share an update_time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_CURSOR_LENGTH = 1024
+
+# Newest update first; ties broken by _id so the order is total (matches RETURNS_INDEXES).
+LIST_SORT: tuple[tuple[str, int], ...] = (("update_time", -1), ("_id", -1))
+
+
+class BadCursor(ValueError):
+    """A cursor that this API did not produce (or that was altered)."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last item of a page: the (update_time, _id) of that item."""
+
+    update_time: int
+    id: str
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """Validated parameters of the returns list."""
+
+    shop_id: str | None = None
+    statuses: tuple[ReturnStatus, ...] = ()
+    reverse_type: ReverseType | None = None
+    order_id: str | None = None
+    updated_from: int | None = None  # inclusive, unix seconds
+    updated_to: int | None = None  # exclusive, unix seconds
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """Opaque, URL-safe token: unpadded urlsafe base64 of JSON `[update_time, _id]`."""
+    raw = json.dumps([cursor.update_time, cursor.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(token: str) -> Cursor:
+    """Inverse of `encode_cursor`; raises `BadCursor` for anything it did not produce."""
+    if not token or len(token) > MAX_CURSOR_LENGTH:
+        raise BadCursor("cursor is empty or too long")
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        value = json.loads(raw)
+    except (UnicodeError, binascii.Error, ValueError) as exc:
+        raise BadCursor("cursor is not a token returned by this API") from exc
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or type(value[0]) is not int  # bool is an int subclass: refuse it
+        or not isinstance(value[1], str)
+    ):
+        raise BadCursor("cursor is not a token returned by this API")
+    return Cursor(update_time=value[0], id=value[1])
+
+
+def build_filter(params: ListParams) -> dict[str, Any]:
+    """The MongoDB filter selecting the page's returns (before `limit`)."""
+    query: dict[str, Any] = {}
+    if params.shop_id is not None:
+        query["shop_id"] = str(params.shop_id)
+    statuses = list(dict.fromkeys(params.statuses))  # de-duplicated, order kept
+    if len(statuses) == 1:
+        # Plain equality: FerretDB v1 pushes top-level equality down to PostgreSQL, not $in.
+        query["status"] = statuses[0].value
+    elif statuses:
+        query["status"] = {"$in": [s.value for s in statuses]}
+    if params.reverse_type is not None:
+        query["reverse_type"] = params.reverse_type.value
+    if params.order_id is not None:
+        query["order_id"] = str(params.order_id)
+    time_range: dict[str, int] = {}
+    if params.updated_from is not None:
+        time_range["$gte"] = int(params.updated_from)
+    if params.updated_to is not None:
+        time_range["$lt"] = int(params.updated_to)
+    if time_range:
+        query["update_time"] = time_range
+    if params.after is not None:
+        t, last_id = int(params.after.update_time), str(params.after.id)
+        query["$or"] = [
+            {"update_time": {"$lt": t}},
+            {"update_time": t, "_id": {"$lt": last_id}},
+        ]
+    return query
+
+
+def build_sort() -> list[tuple[str, int]]:
+    return list(LIST_SORT)
+
+
+def next_cursor(docs: Sequence[Mapping[str, Any]], limit: int) -> str | None:
+    """Cursor for the page after `docs` when `docs` holds `limit + 1` documents (one look-ahead).
+
+    The caller fetches `limit + 1` documents and shows the first `limit`; a next page exists
+    exactly when the look-ahead document came back.
+    """
+    if len(docs) <= limit:
+        return None
+    last = docs[limit - 1]
+    return encode_cursor(Cursor(update_time=int(last["update_time"]), id=str(last["_id"])))
+
+
+def build_count_pipeline(shop_id: str | None) -> list[dict[str, Any]]:
+    """Aggregation counting returns per status (optionally of one shop)."""
+    pipeline: list[dict[str, Any]] = []
+    if shop_id is not None:
+        pipeline.append({"$match": {"shop_id": str(shop_id)}})
+    pipeline.append({"$group": {"_id": "$status", "n": {"$sum": 1}}})
+    return pipeline
+
+
+def counts_by_status(groups: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """`{"ALL": n, <every ReturnStatus>: n}` from `$group` output; absent statuses count 0.
+
+    "ALL" counts every return, including any whose stored status this version does not know.
+    """
+    by_status = {str(g["_id"]): int(g["n"]) for g in groups}
+    counts = {"ALL": sum(by_status.values())}
+    ordered = [status for status, _label in STATUS_TABS]
+    ordered += [status for status in ReturnStatus if status not in ordered]
+    for status in ordered:  # the dashboard's tab order
+        counts[status.value] = by_status.get(status.value, 0)
+    return counts

@@ -1,0 +1,108 @@
+"""MongoDB adapter of the query API (pymongo's async API).
+
+The returns collection to read is named by the `meta` document `active_read_model` (so a
+rebuilt read model can be switched in atomically); it is cached for a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts.messages import return_key
+from contracts.read_model import (
+    ACTIVE_READ_MODEL_ID,
+    DEFAULT_RETURNS_COLLECTION,
+    META_COLLECTION,
+    RETURNS_INDEXES,
+)
+from query_api import queries
+
+Document = dict[str, Any]
+log = structlog.get_logger("query_api.repository")
+
+
+def returns_index_models() -> list[IndexModel]:
+    return [IndexModel(keys, name=name) for keys, name in RETURNS_INDEXES]
+
+
+class ReturnsRepository:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        *,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._db: AsyncDatabase[Document] = client[database]
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._active: str | None = None
+        self._active_expires = 0.0
+        self._indexed: set[str] = set()
+
+    async def active_collection_name(self) -> str:
+        """Name of the returns collection the API reads (meta doc, default "returns")."""
+        now = self._clock()
+        if self._active is not None and now < self._active_expires:
+            return self._active
+        meta = await self._db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
+        name = meta.get("collection") if meta else None
+        if not isinstance(name, str) or not name or name.startswith(("system.", "$")):
+            if meta is not None:
+                log.warning("meta_active_read_model_invalid", value=repr(name))
+            name = DEFAULT_RETURNS_COLLECTION
+        if name != self._active:
+            log.info("active_returns_collection", collection=name, previous=self._active)
+        self._active = name
+        self._active_expires = now + self._cache_seconds
+        return name
+
+    async def _returns(self) -> AsyncCollection[Document]:
+        return self._db[await self.active_collection_name()]
+
+    async def ensure_indexes(self) -> str:
+        """Create every index of RETURNS_INDEXES on the active collection; return its name."""
+        name = await self.active_collection_name()
+        await self._db[name].create_indexes(returns_index_models())
+        self._indexed.add(name)
+        log.info("returns_indexes_ensured", collection=name)
+        return name
+
+    @property
+    def indexes_ready(self) -> bool:
+        """Whether the indexes were ensured on the collection currently known as active."""
+        return self._active is not None and self._active in self._indexed
+
+    async def list_returns(self, params: queries.ListParams) -> tuple[list[Document], str | None]:
+        """One page of returns, newest update first, and the cursor of the next page (or None)."""
+        collection = await self._returns()
+        cursor = collection.find(queries.build_filter(params)).sort(queries.build_sort())
+        docs = await cursor.limit(params.limit + 1).to_list()
+        return docs[: params.limit], queries.next_cursor(docs, params.limit)
+
+    async def get_return(self, shop_id: str, return_id: str) -> Document | None:
+        collection = await self._returns()
+        return await collection.find_one({"_id": return_key(str(shop_id), str(return_id))})
+
+    async def count_by_status(self, shop_id: str | None) -> dict[str, int]:
+        collection = await self._returns()
+        cursor = await collection.aggregate(queries.build_count_pipeline(shop_id))
+        groups = await cursor.to_list()
+        return queries.counts_by_status(groups)
+
+    async def ping(self) -> bool:
+        try:
+            await self._client.admin.command("ping")
+        except Exception as exc:  # any failure means "not ready"
+            log.warning("mongodb_ping_failed", error=str(exc))
+            return False
+        return True

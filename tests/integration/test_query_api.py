@@ -1,0 +1,452 @@
+"""The query API against a real MongoDB-compatible server (FerretDB), in-process over ASGI."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from contracts.messages import EventSource, Money, ReturnDetails, ReturnItem, return_key
+from contracts.read_model import (
+    ACTIVE_READ_MODEL_ID,
+    DEFAULT_RETURNS_COLLECTION,
+    META_COLLECTION,
+    RETURNS_INDEXES,
+    HistoryEntry,
+    Outcome,
+    ReturnState,
+)
+from contracts.statuses import ReturnStatus, ReverseType
+from devinfra.proc import free_port
+from query_api.api import create_app
+from query_api.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+SHOP_A = "7494560109732840000"
+SHOP_B = "7494560109732849999"
+T0 = 1_732_600_000
+STATUSES = list(ReturnStatus)
+Doc = dict[str, Any]
+
+
+def make_return(
+    shop_id: str,
+    n: int,
+    *,
+    status: ReturnStatus,
+    reverse_type: ReverseType | None,
+    update_time: int,
+    order_id: str | None = None,
+) -> Doc:
+    """A read-model document exactly as the state machine writes it (plus bookkeeping)."""
+    return_id = f"40353185040860{n:05d}"
+    entry = HistoryEntry(
+        event_id=f"{shop_id}:{return_id}:{status.value}:{update_time}",
+        status=status,
+        update_time=update_time,
+        outcome=Outcome.APPLIED,
+        source=EventSource.WEBHOOK_202309,
+        notification_id=f"n-{n}",
+        observed_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
+    )
+    state = ReturnState(
+        shop_id=shop_id,
+        return_id=return_id,
+        order_id=order_id or f"5764614130387{n:05d}",
+        status=status,
+        reverse_type=reverse_type,
+        update_time=update_time,
+        details=ReturnDetails(
+            refund=Money(amount=Decimal("12.34"), currency="USD"),
+            reason="damaged",
+            items=(ReturnItem(sku_id="sku-1", product_name="Mug", quantity=1),),
+            tracking_number=f"TRK{n}",
+            request_time=T0 - 100,
+        ),
+        history=(entry,),
+        first_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
+        last_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
+    )
+    # Bookkeeping fields the state machine may add: the API must ignore them.
+    return state.model_dump(mode="json") | {
+        "_id": return_key(shop_id, return_id),
+        "version": 3,
+        "last_offset": {"partition": 0, "offset": n},
+    }
+
+
+def seed_documents() -> list[Doc]:
+    docs = []
+    for n in range(30):  # shop A: every status, both main types, ties on update_time
+        status = STATUSES[n % len(STATUSES)]
+        reverse_type: ReverseType | None = (
+            ReverseType.REFUND_ONLY if n % 2 else ReverseType.RETURN_AND_REFUND
+        )
+        if n == 29:
+            reverse_type = None  # a return first met through a legacy webhook without a type
+        docs.append(
+            make_return(
+                SHOP_A,
+                n,
+                status=status,
+                reverse_type=reverse_type,
+                update_time=T0 + (n // 4) * 60,  # groups of 4 returns share one update_time
+                order_id="ORDER-SHARED" if n in (3, 17) else None,
+            )
+        )
+    for n in range(100, 105):  # shop B
+        docs.append(
+            make_return(
+                SHOP_B,
+                n,
+                status=ReturnStatus.AFTERSALE_APPLYING,
+                reverse_type=ReverseType.REQUEST_CANCEL,
+                update_time=T0 + 10_000 + n,
+            )
+        )
+    return docs
+
+
+DOCS = seed_documents()
+SHOP_A_DOCS = [d for d in DOCS if d["shop_id"] == SHOP_A]
+
+
+def newest_first(docs: Iterable[Doc]) -> list[str]:
+    ordered = sorted(docs, key=lambda d: (d["update_time"], d["_id"]), reverse=True)
+    return [d["_id"] for d in ordered]
+
+
+@pytest.fixture(scope="module")
+def database_name() -> str:
+    return f"query_api_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+async def mongo(mongodb_url: str, database_name: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    await client[database_name][DEFAULT_RETURNS_COLLECTION].insert_many(DOCS)
+    yield client
+    await client.drop_database(database_name)
+    await client.close()
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, and an HTTP client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://query-api") as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+async def api(
+    mongo: AsyncMongoClient[Doc], mongodb_url: str, database_name: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(mongodb_url=mongodb_url, mongodb_database=database_name)
+    async with serve(create_app(settings)) as client:
+        yield client
+
+
+async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
+    response = await api.get("/api/v1/returns", params={"limit": 200, **params})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["next_cursor"] is None
+    return [item["id"] for item in body["items"]]
+
+
+# ---------------------------------------------------------------------------- list and filters
+
+
+async def test_list_returns_every_return_of_a_shop_newest_update_first(
+    api: httpx.AsyncClient,
+) -> None:
+    assert await list_ids(api, shop_id=SHOP_A) == newest_first(SHOP_A_DOCS)
+
+
+async def test_list_without_shop_returns_every_shop(api: httpx.AsyncClient) -> None:
+    assert await list_ids(api) == newest_first(DOCS)
+
+
+async def test_list_items_are_the_stored_return_with_its_id(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/returns", params={"shop_id": SHOP_B, "limit": 1})
+    item = response.json()["items"][0]
+    stored = next(d for d in DOCS if d["_id"] == item["id"])
+    expected = {k: v for k, v in stored.items() if k in ReturnState.model_fields}
+    assert {k: v for k, v in item.items() if k != "id"} == expected
+    assert "version" not in item and "last_offset" not in item and "_id" not in item
+
+
+@pytest.mark.parametrize("status", list(ReturnStatus))
+async def test_filter_by_one_status(api: httpx.AsyncClient, status: ReturnStatus) -> None:
+    expected = newest_first(d for d in SHOP_A_DOCS if d["status"] == status.value)
+    assert expected  # the seed holds every status
+    assert await list_ids(api, shop_id=SHOP_A, status=status.value) == expected
+
+
+async def test_status_is_repeatable_and_matches_any_of_them(api: httpx.AsyncClient) -> None:
+    wanted = {"AFTERSALE_APPLYING", "COMPLETE", "CLOSED"}
+    ids = await list_ids(api, shop_id=SHOP_A, status=sorted(wanted))
+    assert ids == newest_first(d for d in SHOP_A_DOCS if d["status"] in wanted)
+
+
+@pytest.mark.parametrize("reverse_type", list(ReverseType))
+async def test_filter_by_reverse_type(api: httpx.AsyncClient, reverse_type: ReverseType) -> None:
+    ids = await list_ids(api, reverse_type=reverse_type.value)
+    expected = newest_first(d for d in DOCS if d["reverse_type"] == reverse_type.value)
+    assert expected and ids == expected
+
+
+async def test_filters_combine(api: httpx.AsyncClient) -> None:
+    ids = await list_ids(
+        api, shop_id=SHOP_A, status="AFTERSALE_APPLYING", reverse_type="RETURN_AND_REFUND"
+    )
+    expected = newest_first(
+        d
+        for d in SHOP_A_DOCS
+        if d["status"] == "AFTERSALE_APPLYING" and d["reverse_type"] == "RETURN_AND_REFUND"
+    )
+    assert expected and ids == expected
+
+
+async def test_filter_by_order_id(api: httpx.AsyncClient) -> None:
+    ids = await list_ids(api, shop_id=SHOP_A, order_id="ORDER-SHARED")
+    assert ids == newest_first(d for d in SHOP_A_DOCS if d["order_id"] == "ORDER-SHARED")
+    assert len(ids) == 2
+    assert await list_ids(api, shop_id=SHOP_B, order_id="ORDER-SHARED") == []
+
+
+async def test_update_time_range_is_from_inclusive_to_exclusive(api: httpx.AsyncClient) -> None:
+    lo, hi = T0 + 60, T0 + 180
+    ids = await list_ids(api, shop_id=SHOP_A, updated_from=lo, updated_to=hi)
+    expected = newest_first(d for d in SHOP_A_DOCS if lo <= d["update_time"] < hi)
+    assert len(expected) == 8 and ids == expected
+    ids_from = await list_ids(api, shop_id=SHOP_A, updated_from=T0 + 420)
+    assert ids_from == newest_first(d for d in SHOP_A_DOCS if d["update_time"] >= T0 + 420)
+    ids_to = await list_ids(api, shop_id=SHOP_A, updated_to=T0 + 60)
+    assert ids_to == newest_first(d for d in SHOP_A_DOCS if d["update_time"] < T0 + 60)
+
+
+# ---------------------------------------------------------------------------- pagination
+
+
+async def page_through(api: httpx.AsyncClient, **params: Any) -> tuple[list[str], int]:
+    ids: list[str] = []
+    pages = 0
+    cursor: str | None = None
+    while True:
+        query = dict(params) | ({"cursor": cursor} if cursor else {})
+        response = await api.get("/api/v1/returns", params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages += 1
+        assert len(body["items"]) <= params["limit"]
+        ids += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids, pages
+        assert pages < 100, "pagination does not end"
+
+
+@pytest.mark.parametrize("limit", [1, 3, 4, 7, 30])
+async def test_paging_visits_every_return_once_in_order_despite_update_time_ties(
+    api: httpx.AsyncClient, limit: int
+) -> None:
+    ids, pages = await page_through(api, shop_id=SHOP_A, limit=limit)
+    assert ids == newest_first(SHOP_A_DOCS)
+    assert len(set(ids)) == len(ids)
+    assert pages == -(-len(SHOP_A_DOCS) // limit)  # no trailing empty page
+
+
+async def test_paging_keeps_the_filters(api: httpx.AsyncClient) -> None:
+    statuses = ["AFTERSALE_APPLYING", "COMPLETE", "CLOSED", "CANCEL_SUCCESS"]
+    ids, _ = await page_through(api, shop_id=SHOP_A, status=statuses, limit=2)
+    assert ids == newest_first(d for d in SHOP_A_DOCS if d["status"] in statuses)
+
+
+async def test_default_page_size_is_50(mongo: AsyncMongoClient[Doc], mongodb_url: str) -> None:
+    db_name = f"query_api_page_{uuid.uuid4().hex[:12]}"
+    many = [
+        make_return(SHOP_A, n, status=ReturnStatus.COMPLETE, reverse_type=None, update_time=T0)
+        for n in range(55)
+    ]
+    try:
+        await mongo[db_name][DEFAULT_RETURNS_COLLECTION].insert_many(many)
+        settings = Settings(mongodb_url=mongodb_url, mongodb_database=db_name)
+        async with serve(create_app(settings)) as client:
+            body = (await client.get("/api/v1/returns")).json()
+            assert [i["id"] for i in body["items"]] == newest_first(many)[:50]
+            assert body["next_cursor"] is not None
+    finally:
+        await mongo.drop_database(db_name)
+
+
+# ---------------------------------------------------------------------------- counts, detail
+
+
+async def test_counts_hold_every_status_and_all(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/returns/counts", params={"shop_id": SHOP_A})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["shop_id"] == SHOP_A
+    tally = Counter(d["status"] for d in SHOP_A_DOCS)
+    expected = {"ALL": len(SHOP_A_DOCS)} | {s.value: tally[s.value] for s in ReturnStatus}
+    assert body["counts"] == expected
+
+
+async def test_counts_of_a_shop_without_returns_are_all_zero(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/returns/counts", params={"shop_id": "no-such-shop"})
+    counts = response.json()["counts"]
+    assert counts == {"ALL": 0} | {s.value: 0 for s in ReturnStatus}
+
+
+async def test_counts_without_shop_cover_every_shop(api: httpx.AsyncClient) -> None:
+    counts = (await api.get("/api/v1/returns/counts")).json()["counts"]
+    assert counts["ALL"] == len(DOCS)
+    assert counts["AFTERSALE_APPLYING"] == sum(d["status"] == "AFTERSALE_APPLYING" for d in DOCS)
+
+
+async def test_detail_returns_the_return_with_its_history(api: httpx.AsyncClient) -> None:
+    stored = SHOP_A_DOCS[5]
+    response = await api.get(f"/api/v1/returns/{SHOP_A}/{stored['return_id']}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == stored["_id"]
+    assert body["history"] == stored["history"]
+    assert body["details"]["refund"] == {"amount": "12.34", "currency": "USD"}
+
+
+async def test_detail_of_an_unknown_return_is_404_with_a_message(api: httpx.AsyncClient) -> None:
+    response = await api.get(f"/api/v1/returns/{SHOP_A}/does-not-exist")
+    assert response.status_code == 404
+    assert "does-not-exist" in response.json()["detail"]
+
+
+async def test_detail_does_not_leak_another_shops_return(api: httpx.AsyncClient) -> None:
+    response = await api.get(f"/api/v1/returns/{SHOP_B}/{SHOP_A_DOCS[0]['return_id']}")
+    assert response.status_code == 404
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+async def test_unknown_status_is_422_listing_the_valid_statuses(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/returns", params={"status": ["COMPLETE", "REFUNDED"]})
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert message.startswith("status[1]: 'REFUNDED' is invalid. ")
+    assert all(status.value in message for status in ReturnStatus)
+
+
+async def test_unknown_reverse_type_is_422_listing_the_valid_types(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.get("/api/v1/returns", params={"reverse_type": "REPLACEMENT"})
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert all(t.value in message for t in ReverseType)
+
+
+@pytest.mark.parametrize("limit", [0, 201, "many"])
+async def test_limit_outside_1_to_200_is_422(api: httpx.AsyncClient, limit: int | str) -> None:
+    response = await api.get("/api/v1/returns", params={"limit": limit})
+    assert response.status_code == 422
+    assert "limit" in response.json()["message"]
+
+
+@pytest.mark.parametrize("cursor", ["garbage!", "WzEsMl0", "eyIkZ3QiOiAiIn0"])
+async def test_bad_cursor_is_400_with_a_message(api: httpx.AsyncClient, cursor: str) -> None:
+    response = await api.get("/api/v1/returns", params={"cursor": cursor})
+    assert response.status_code == 400
+    assert "invalid cursor" in response.json()["detail"]
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+async def test_every_returns_index_exists_after_startup(
+    api: httpx.AsyncClient, mongo: AsyncMongoClient[Doc], database_name: str
+) -> None:
+    collection = mongo[database_name][DEFAULT_RETURNS_COLLECTION]
+    indexes = {ix["name"]: list(ix["key"].items()) async for ix in await collection.list_indexes()}
+    for keys, name in RETURNS_INDEXES:
+        assert name in indexes, f"index {name} missing: {sorted(indexes)}"
+        assert [(k, int(v)) for k, v in indexes[name]] == keys
+
+
+async def test_healthz_and_readyz_answer_ok(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    response = await api.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "mongodb": True, "indexes": True}
+
+
+async def test_metrics_hold_a_latency_histogram_per_route(api: httpx.AsyncClient) -> None:
+    await api.get("/api/v1/returns/counts", params={"shop_id": SHOP_A})
+    text = (await api.get("/metrics")).text
+    assert "query_api_request_duration_seconds_bucket" in text
+    assert 'route="/api/v1/returns/counts"' in text
+
+
+async def test_openapi_describes_the_response_models(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    assert {"ReturnsPage", "ReturnView", "StatusCounts", "HistoryEntry"} <= set(schemas)
+    paths = spec["paths"]
+    assert {
+        "/api/v1/returns",
+        "/api/v1/returns/counts",
+        "/api/v1/returns/{shop_id}/{return_id}",
+    } <= set(paths)
+
+
+async def test_readyz_and_queries_are_503_while_mongodb_does_not_answer() -> None:
+    settings = Settings(
+        mongodb_url=f"mongodb://127.0.0.1:{free_port()}/",
+        mongodb_database="unreachable",
+        mongodb_timeout_ms=300,
+    )
+    async with serve(create_app(settings)) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["mongodb"] is False
+        listing = await client.get("/api/v1/returns")
+        assert listing.status_code == 503
+        assert "database" in listing.json()["detail"]
+
+
+async def test_the_meta_document_switches_the_collection_read(
+    mongo: AsyncMongoClient[Doc], mongodb_url: str
+) -> None:
+    db_name = f"query_api_meta_{uuid.uuid4().hex[:12]}"
+    db = mongo[db_name]
+    try:
+        await db[DEFAULT_RETURNS_COLLECTION].insert_many(DOCS[:3])
+        await db["returns_v2"].insert_many(DOCS[3:5])
+        await db[META_COLLECTION].insert_one(
+            {"_id": ACTIVE_READ_MODEL_ID, "collection": "returns_v2"}
+        )
+        settings = Settings(
+            mongodb_url=mongodb_url, mongodb_database=db_name, active_collection_cache_seconds=0
+        )
+        async with serve(create_app(settings)) as client:
+            assert await list_ids(client) == newest_first(DOCS[3:5])
+            indexes = [ix["name"] async for ix in await db["returns_v2"].list_indexes()]
+            assert {name for _, name in RETURNS_INDEXES} <= set(indexes)
+
+            await db[META_COLLECTION].delete_one({"_id": ACTIVE_READ_MODEL_ID})
+            assert await list_ids(client) == newest_first(DOCS[:3])
+    finally:
+        await mongo.drop_database(db_name)
