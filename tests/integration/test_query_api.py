@@ -140,12 +140,22 @@ async def mongo(mongodb_url: str, database_name: str) -> AsyncIterator[AsyncMong
     await client.close()
 
 
+OPS_TOKEN, SHOP_A_TOKEN = "test-ops", "test-shop-a"
+
+
+def make_settings(**values: Any) -> Settings:
+    return Settings(query_api_tokens={OPS_TOKEN: ["*"], SHOP_A_TOKEN: [SHOP_A]}, **values)
+
+
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def serve(app: FastAPI, token: str = OPS_TOKEN) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, and an HTTP client talking to it in-process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://query-api") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://query-api",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
             yield client
 
 
@@ -153,7 +163,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def api(
     mongo: AsyncMongoClient[Doc], mongodb_url: str, database_name: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(mongodb_url=mongodb_url, mongodb_database=database_name)
+    settings = make_settings(mongodb_url=mongodb_url, mongodb_database=database_name)
     async with serve(create_app(settings)) as client:
         yield client
 
@@ -283,7 +293,7 @@ async def test_default_page_size_is_50(mongo: AsyncMongoClient[Doc], mongodb_url
     ]
     try:
         await mongo[db_name][DEFAULT_RETURNS_COLLECTION].insert_many(many)
-        settings = Settings(mongodb_url=mongodb_url, mongodb_database=db_name)
+        settings = make_settings(mongodb_url=mongodb_url, mongodb_database=db_name)
         async with serve(create_app(settings)) as client:
             body = (await client.get("/api/v1/returns")).json()
             assert [i["id"] for i in body["items"]] == newest_first(many)[:50]
@@ -412,7 +422,7 @@ async def test_openapi_describes_the_response_models(api: httpx.AsyncClient) -> 
 
 
 async def test_readyz_and_queries_are_503_while_mongodb_does_not_answer() -> None:
-    settings = Settings(
+    settings = make_settings(
         mongodb_url=f"mongodb://127.0.0.1:{free_port()}/",
         mongodb_database="unreachable",
         mongodb_timeout_ms=300,
@@ -438,7 +448,7 @@ async def test_the_meta_document_switches_the_collection_read(
         await db[META_COLLECTION].insert_one(
             {"_id": ACTIVE_READ_MODEL_ID, "collection": "returns_v2"}
         )
-        settings = Settings(
+        settings = make_settings(
             mongodb_url=mongodb_url, mongodb_database=db_name, active_collection_cache_seconds=0
         )
         async with serve(create_app(settings)) as client:
@@ -450,3 +460,30 @@ async def test_the_meta_document_switches_the_collection_read(
             assert await list_ids(client) == newest_first(DOCS[:3])
     finally:
         await mongo.drop_database(db_name)
+
+
+# ---------------------------------------------------------------------------- authentication
+
+
+async def test_no_or_unknown_token_is_401(api: httpx.AsyncClient) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}):
+        response = await api.get("/api/v1/returns", params={"shop_id": SHOP_A}, headers=headers)
+        assert response.status_code == 401, response.text
+    assert (await api.get("/healthz", headers={"Authorization": ""})).status_code == 200
+
+
+async def test_a_shop_token_reads_its_shop_and_nothing_else(
+    mongo: AsyncMongoClient[Doc], mongodb_url: str, database_name: str
+) -> None:
+    settings = make_settings(mongodb_url=mongodb_url, mongodb_database=database_name)
+    async with serve(create_app(settings), token=SHOP_A_TOKEN) as client:
+        assert await list_ids(client, shop_id=SHOP_A) == newest_first(SHOP_A_DOCS)
+        other = next(d for d in DOCS if d["shop_id"] != SHOP_A)
+        for path, params in (
+            ("/api/v1/returns", {"shop_id": other["shop_id"]}),
+            ("/api/v1/returns/counts", {"shop_id": other["shop_id"]}),
+            (f"/api/v1/returns/{other['shop_id']}/{other['return_id']}", {}),
+        ):
+            assert (await client.get(path, params=params)).status_code == 403, path
+        no_shop = await client.get("/api/v1/returns")
+        assert no_shop.status_code == 400 and SHOP_A in no_shop.json()["detail"]

@@ -19,6 +19,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from contracts.statuses import ReturnStatus, ReverseType
 from query_api import queries
+from query_api.auth import Caller
 from query_api.metrics import MetricsMiddleware, new_registry, request_histogram
 from query_api.models import (
     ErrorMessage,
@@ -34,6 +35,11 @@ from query_api.settings import Settings
 log = structlog.get_logger("query_api")
 
 READY_PING_TIMEOUT_S = 2.0
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "invalid parameters"},
+    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
+    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+}
 INDEX_RETRY_MAX_DELAY_S = 30.0
 
 
@@ -135,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     registry = new_registry()
+    app.state.tokens = settings.query_api_tokens
     app.add_middleware(MetricsMiddleware, histogram=request_histogram(registry))
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ConnectionFailure, _on_database_unavailable)
@@ -142,11 +149,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/api/v1/returns",
         response_model=ReturnsPage,
-        responses={400: {"model": ErrorMessage, "description": "invalid cursor"}},
+        responses={400: {"model": ErrorMessage, "description": "invalid cursor"}, **AUTH_ERRORS},
         summary="List returns, newest update first",
     )
     async def list_returns(
         repository: Repo,
+        caller: Caller,
         shop_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
         status: Annotated[
             list[ReturnStatus] | None,
@@ -170,7 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except queries.BadCursor as exc:
             raise HTTPException(status_code=400, detail=f"invalid cursor: {exc}") from exc
         params = queries.ListParams(
-            shop_id=shop_id,
+            shop_id=caller.require(shop_id),
             statuses=tuple(status or ()),
             reverse_type=reverse_type,
             order_id=order_id,
@@ -188,21 +196,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/api/v1/returns/counts",
         response_model=StatusCounts,
+        responses=AUTH_ERRORS,
         summary='Number of returns per status tab, plus "ALL"',
     )
     async def count_returns(
         repository: Repo,
+        caller: Caller,
         shop_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     ) -> StatusCounts:
+        shop_id = caller.require(shop_id)
         return StatusCounts(shop_id=shop_id, counts=await repository.count_by_status(shop_id))
 
     @app.get(
         "/api/v1/returns/{shop_id}/{return_id}",
         response_model=ReturnView,
-        responses={404: {"model": ErrorMessage, "description": "no such return"}},
+        responses={404: {"model": ErrorMessage, "description": "no such return"}, **AUTH_ERRORS},
         summary="One return with its history",
     )
-    async def get_return(repository: Repo, shop_id: str, return_id: str) -> ReturnView:
+    async def get_return(
+        repository: Repo, caller: Caller, shop_id: str, return_id: str
+    ) -> ReturnView:
+        caller.require(shop_id)
         doc = await repository.get_return(shop_id, return_id)
         if doc is None:
             raise HTTPException(

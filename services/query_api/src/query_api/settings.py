@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     mongodb_timeout_ms: int = Field(
         default=5000, ge=100, description="server selection / connect timeout"
     )
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # for sync commands (not used yet)
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # for sync commands
+    # JSON: token -> shop ids it may read ("*" for all). Empty: every request is refused.
+    query_api_tokens: dict[str, list[str]] = Field(default_factory=dict, repr=False)
     query_api_host: str = "127.0.0.1"
     query_api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
