@@ -44,7 +44,7 @@ replay: deps
 	$(VENV_PY) -m state_machine.replay
 
 bench: install
-	$(VENV_PY) bench/state_machine_throughput.py
+	$(VENV_PY) -m bench.state_machine_throughput
 
 schemas: deps
 	$(VENV_PY) -m contracts.schemas

@@ -8,6 +8,7 @@ batch is durable; infrastructure errors are retried with backoff, never skipped.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import structlog
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastStream:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
         client_id="returns-state-machine",
+        log_level=logging.DEBUG,  # one line per batch is noise at INFO; our own logs say more
     )
     rejected = broker.publisher(REJECTED_TOPIC, title="rejected events",
                                 schema=RejectedEvent)

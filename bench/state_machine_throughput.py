@@ -1,0 +1,190 @@
+"""Events per second through the real state machine, against the least any read model must do.
+
+    python -m bench.state_machine_throughput [--events 100000] [--returns 1000 10000]
+
+For each return count: produce N events (valid lifecycles, spread over the returns, keyed by
+shop + return id) to the events topic, then time
+  1. the state machine (`python -m state_machine`, a real process, fresh consumer group and
+     database) from start until its committed offsets reach the topic's end, and
+  2. a bare loop on the same servers that only consumes the same records and bulk-upserts one
+     document per return key per batch (no rules, no history): the practical limit here,
+and print both rates and their ratio. No assertions: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from pymongo import AsyncMongoClient, UpdateOne
+
+from bench.common import Servers, servers
+from contracts.messages import EventSource, ReturnEvent
+from contracts.statuses import ReturnStatus as S
+from contracts.statuses import ReverseType as T
+from contracts.topics import EVENTS_TOPIC
+from contracts.topology import ensure_topics
+
+# A request the buyer appeals over and over before it is approved: every event is a valid
+# transition, so each one is applied and recorded, whatever the events-per-return ratio.
+APPEAL_LOOP = (S.AFTERSALE_APPLYING, S.AFTERSALE_REJECT_APPLICATION)
+ENDING = (S.AFTERSALE_RETURNING, S.AFTERSALE_BUYER_SHIPPED, S.AFTERSALE_SUCCESS, S.COMPLETE)
+
+
+def lifecycle(length: int) -> list[S]:
+    body = max(length - len(ENDING), 1)
+    return [APPEAL_LOOP[i % 2] for i in range(body)] + list(ENDING[: max(length - body, 0)])
+
+
+def events_for(shop: str, returns: int, total: int) -> list[ReturnEvent]:
+    per_return = [total // returns + (1 if i < total % returns else 0) for i in range(returns)]
+    streams = [
+        [
+            ReturnEvent(shop_id=shop, return_id=f"r{i}", order_id=f"o{i}", status=status,
+                        update_time=1_700_000_000 + step, reverse_type=T.RETURN_AND_REFUND,
+                        source=EventSource.SYNC_202309)
+            for step, status in enumerate(lifecycle(n))
+        ]
+        for i, n in enumerate(per_return)
+    ]
+    ordered: list[ReturnEvent] = []
+    rng = random.Random(7)
+    cursors = [0] * returns
+    live = [i for i in range(returns) if per_return[i]]
+    while live:  # interleave returns, each in its own order, as a topic would hold them
+        i = rng.choice(live)
+        ordered.append(streams[i][cursors[i]])
+        cursors[i] += 1
+        if cursors[i] == len(streams[i]):
+            live.remove(i)
+    return ordered
+
+
+async def produce(bootstrap: str, events: list[ReturnEvent]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=20,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(EVENTS_TOPIC, e.model_dump_json().encode(),
+                                       key=e.key.encode()) for e in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(EVENTS_TOPIC, p)
+                      for p in consumer.partitions_for_topic(EVENTS_TOPIC) or range(12)]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def group_caught_up(bootstrap: str, group: str, end: dict[TopicPartition, int]) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # e.g. the group coordinator is still starting
+        return False
+    finally:
+        await admin.close()
+    return all(end[tp] == 0 or (tp in committed and committed[tp].offset >= end[tp])
+               for tp in end)
+
+
+async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartition, int]) -> float:
+    group = f"bench-sm-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": srv.kafka_bootstrap,
+           "MONGODB_URL": srv.mongodb_url, "MONGODB_DATABASE": database,
+           "STATE_MACHINE_GROUP_ID": group, "STATE_MACHINE_METRICS_PORT": "0",
+           "LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "state_machine", env=env)
+    try:
+        while not await group_caught_up(srv.kafka_bootstrap, group, end):
+            if proc.returncode is not None:
+                raise RuntimeError("the state machine exited")
+            await asyncio.sleep(0.5)
+        return time.perf_counter() - started
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def time_bare_loop(srv: Servers, database: str, end: dict[TopicPartition, int]) -> float:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(srv.mongodb_url)
+    collection = mongo[database]["bare"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=srv.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    started = time.perf_counter()
+    try:
+        consumer.assign(list(end))
+        await consumer.seek_to_beginning(*end)
+        while [tp for tp in end if await consumer.position(tp) < end[tp]]:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            latest: dict[bytes, Any] = {}
+            for records in batches.values():
+                for record in records:
+                    latest[record.key] = record
+            if latest:
+                await collection.bulk_write([
+                    UpdateOne({"_id": key.decode()},
+                              {"$set": {"offset": r.offset, "value": r.value.decode()}},
+                              upsert=True)
+                    for key, r in latest.items()
+                ], ordered=False)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await mongo.close()
+
+
+async def run(total: int, returns: int, srv: Servers) -> None:
+    await ensure_topics(srv.kafka_bootstrap)
+    before = await end_offsets(srv.kafka_bootstrap)
+    shop = f"bench-{uuid.uuid4().hex[:6]}"
+    produce_s = await produce(srv.kafka_bootstrap, events_for(shop, returns, total))
+    end = await end_offsets(srv.kafka_bootstrap)
+    on_topic = sum(end.values())
+    new = on_topic - sum(before.values())
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    sm_s = await time_state_machine(srv, database, end)
+    bare_s = await time_bare_loop(srv, database, end)
+    sm_rate, bare_rate = on_topic / sm_s, on_topic / bare_s
+    print(f"\n{new:,} events over {returns:,} returns produced in {produce_s:.1f}s "
+          f"({new / produce_s:,.0f}/s); {on_topic:,} records on the topic in all")
+    print(f"  state machine : {sm_rate:10,.0f} events/s  ({sm_s:.1f}s, incl. process start)")
+    print(f"  bare loop     : {bare_rate:10,.0f} events/s  ({bare_s:.1f}s)")
+    print(f"  ratio         : {sm_rate / bare_rate:10.2f}  (state machine / bare loop)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--returns", type=int, nargs="+", default=[1_000, 10_000])
+    args = parser.parse_args()
+    for returns in args.returns:
+        with servers() as srv:  # fresh servers per size: each run starts from an empty store
+            print(f"servers: kafka {srv.kafka_bootstrap}, mongodb {srv.mongodb_url}"
+                  f"{' (local, fresh)' if srv.local else ''}")
+            asyncio.run(run(args.events, returns, srv))
+
+
+if __name__ == "__main__":
+    main()
