@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 VENV_PY := .venv/bin/python
 
-.PHONY: install deps infra run test lint unit integration replay bench schemas sync clean
+.PHONY: install deps browser infra run test lint unit integration replay bench schemas sync clean
 
 install: deps infra
 
@@ -20,6 +20,10 @@ $(UV):
 
 deps: $(UV)
 	$(UV) sync --frozen --all-packages --quiet
+
+# Debian's Chromium for the browser test (the machine cannot download Playwright's browsers).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 infra: deps
 	$(VENV_PY) -m devinfra install
@@ -37,7 +41,7 @@ unit: deps
 integration: install
 	.venv/bin/pytest tests/integration -q
 
-test: install lint
+test: install browser lint
 	.venv/bin/pytest -q -ra
 
 replay: deps

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,27 @@ from tests.integration.services import ServiceProcess, free_port, http_ok, wait_
 APP_KEY = "it-app-key"
 APP_SECRET = "it-app-secret"
 TOKEN = "it-ops-token"
+LIMITED_TOKEN = "it-limited-token"  # granted only LIMITED_SHOP
+LIMITED_SHOP = "it-limited-shop"
+SIM_ACCESS_TOKEN = "it-access-token"
+SYNC_LEASE_SECONDS = 6  # short, so a restarted ingestor takes over a dead one's sync quickly
+
+# Shops the session ingestor may sync from the simulator (name -> api version, access token);
+# their ids get the session's database name as suffix (see `Stack.shop`). A token of None means
+# the ingestor's default TIKTOK_ACCESS_TOKEN, which the simulator accepts.
+SYNC_SHOPS: dict[str, tuple[str, str | None]] = {
+    "bulk": ("202309", None),
+    "bad-token": ("202309", "it-wrong-access-token"),
+    "expired": ("legacy", None),
+    "checkpoint": ("legacy", None),
+    "killed": ("202309", None),
+    "same-change": ("202309", None),
+    "enrich": ("legacy", None),
+    "gen-legacy": ("legacy", None),
+    "gen-202309": ("202309", None),
+    "api": ("202309", None),
+    "cli": ("legacy", None),
+}
 
 
 @dataclass
@@ -24,6 +46,12 @@ class Stack:
     env: dict[str, str]
     processes: dict[str, ServiceProcess]
     log_dir: Path
+    sim_url: str = ""  # the TikTok Shop simulator the ingestor syncs from
+    sync_shops: dict[str, str] = field(default_factory=dict)  # SYNC_SHOPS name -> shop id
+
+    def shop(self, name: str) -> str:
+        """The id of a shop of SYNC_SHOPS, configured in the session ingestor's TIKTOK_SHOPS."""
+        return self.sync_shops[name]
 
     @property
     def auth(self) -> dict[str, str]:
@@ -45,7 +73,7 @@ def base_env(kafka_bootstrap: str, mongodb_url: str, database: str) -> dict[str,
         "MONGODB_DATABASE": database,
         "TIKTOK_APP_KEY": APP_KEY,
         "TIKTOK_APP_SECRET": APP_SECRET,
-        "QUERY_API_TOKENS": f'{{"{TOKEN}": ["*"]}}',
+        "QUERY_API_TOKENS": json.dumps({TOKEN: ["*"], LIMITED_TOKEN: [LIMITED_SHOP]}),
         "LOG_LEVEL": "INFO",
     }
 
@@ -56,9 +84,34 @@ def stack(
 ) -> Iterator[Stack]:
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     log_dir = tmp_path_factory.mktemp("service-logs")
-    ingestor_port, query_port = free_port(), free_port()
+    ingestor_port, query_port, sim_port = free_port(), free_port(), free_port()
     env = base_env(kafka_bootstrap, mongodb_url, database)
+    sync_shops = {name: f"{name}-{database}" for name in SYNC_SHOPS}
+    tiktok_shops = []
+    for name, (version, token) in SYNC_SHOPS.items():
+        shop: dict[str, str] = {"shop_id": sync_shops[name], "api_version": version,
+                                "shop_cipher": f"cipher-{sync_shops[name]}"}
+        if token is not None:
+            shop["access_token"] = token
+        tiktok_shops.append(shop)
+    ingestor_env = {
+        **env,
+        "INGESTOR_PORT": str(ingestor_port),
+        "TIKTOK_API_BASE_URL": f"http://127.0.0.1:{sim_port}",
+        "TIKTOK_SHOPS": json.dumps(tiktok_shops),
+        "TIKTOK_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
+        "TIKTOK_REQUESTS_PER_SECOND": "50",
+        "SYNC_LEASE_SECONDS": str(SYNC_LEASE_SECONDS),
+        "SYNC_GROUP_ID": f"sync-{database}",
+        "SYNC_RECONCILE_MINUTES": "0",
+    }
     processes = {
+        "tiktok_sim": ServiceProcess(
+            "tiktok_sim",
+            {"SIM_PORT": str(sim_port), "SIM_APP_KEY": APP_KEY, "SIM_APP_SECRET": APP_SECRET,
+             "SIM_ACCESS_TOKEN": SIM_ACCESS_TOKEN},
+            log_dir / "tiktok_sim.log",
+        ),
         "state_machine": ServiceProcess(
             "state_machine",
             {
@@ -71,9 +124,7 @@ def stack(
         "query_api": ServiceProcess(
             "query_api", {**env, "QUERY_API_PORT": str(query_port)}, log_dir / "query_api.log"
         ),
-        "ingestor": ServiceProcess(
-            "ingestor", {**env, "INGESTOR_PORT": str(ingestor_port)}, log_dir / "ingestor.log"
-        ),
+        "ingestor": ServiceProcess("ingestor", ingestor_env, log_dir / "ingestor.log"),
     }
     result = Stack(
         f"http://127.0.0.1:{ingestor_port}",
@@ -82,12 +133,15 @@ def stack(
         env,
         processes,
         log_dir,
+        sim_url=f"http://127.0.0.1:{sim_port}",
+        sync_shops=sync_shops,
     )
     try:
         for process in processes.values():
             process.start()
         wait_until(lambda: http_ok(f"{result.query_url}/readyz"), 60, "query API ready")
         wait_until(lambda: http_ok(f"{result.ingestor_url}/readyz"), 60, "ingestor ready")
+        wait_until(lambda: http_ok(f"{result.sim_url}/_sim/health"), 60, "TikTok simulator")
         yield result
     finally:
         for name, process in processes.items():

@@ -7,19 +7,28 @@ import json
 
 import pytest
 
+from contracts.messages import RejectionReason
 from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
+from query_api.export import csv_lines, csv_row
 from query_api.queries import (
     LIST_SORT,
     BadCursor,
     Cursor,
     ListParams,
+    RejectionCursor,
+    RejectionParams,
     build_count_pipeline,
     build_filter,
+    build_match,
+    build_rejection_filter,
     build_sort,
     counts_by_status,
     decode_cursor,
+    decode_rejection_cursor,
     encode_cursor,
+    encode_rejection_cursor,
     next_cursor,
+    next_rejection_cursor,
 )
 
 
@@ -186,3 +195,96 @@ def test_all_counts_returns_with_a_status_this_version_does_not_know() -> None:
     counts = counts_by_status([{"_id": "SOMETHING_NEW", "n": 4}, {"_id": "COMPLETE", "n": 1}])
     assert counts["ALL"] == 5
     assert "SOMETHING_NEW" not in counts
+
+
+# ---------------------------------------------------------------------------- search, anomaly
+
+
+def test_anomaly_is_an_equality_filter() -> None:
+    assert build_filter(ListParams(shop_id="s", anomaly=True)) == {"shop_id": "s", "anomaly": True}
+    assert build_filter(ListParams(anomaly=False)) == {"anomaly": False}
+
+
+def test_search_is_two_exact_alternatives_never_a_regex() -> None:
+    assert build_filter(ListParams(shop_id="s", search="123")) == {
+        "shop_id": "s",
+        "$or": [{"order_id": "123"}, {"_id": "s:123"}],
+    }
+    assert build_filter(ListParams(search="123")) == {
+        "$or": [{"order_id": "123"}, {"return_id": "123"}]
+    }
+
+
+def test_return_id_uses_the_primary_key_when_the_shop_is_known() -> None:
+    assert build_filter(ListParams(shop_id="s", return_id="r")) == {"shop_id": "s", "_id": "s:r"}
+    assert build_filter(ListParams(return_id="r")) == {"return_id": "r"}
+
+
+def test_search_and_cursor_both_hold() -> None:
+    query = build_filter(ListParams(search="q", after=Cursor(update_time=5, id="s:r")))
+    assert "$or" not in query
+    assert query["$and"] == [
+        {"$or": [{"order_id": "q"}, {"return_id": "q"}]},
+        {"$or": [{"update_time": {"$lt": 5}}, {"update_time": 5, "_id": {"$lt": "s:r"}}]},
+    ]
+    assert build_match(ListParams(search="q", after=Cursor(update_time=5, id="x"))) == {
+        "$or": [{"order_id": "q"}, {"return_id": "q"}]
+    }
+
+
+def test_operator_strings_stay_values() -> None:
+    injected = '{"$ne": null}'
+    query = build_filter(ListParams(shop_id=injected, order_id="$where", search="$gt"))
+    assert query["shop_id"] == injected and query["order_id"] == "$where"
+    assert all(not key.startswith("$") or key == "$or" for key in query)
+
+
+# ---------------------------------------------------------------------------- rejections
+
+
+def test_rejection_cursor_round_trips_and_is_not_a_returns_cursor() -> None:
+    cursor = RejectionCursor(rejected_at="2024-11-27T04:00:00Z", id="rej-1")
+    token = encode_rejection_cursor(cursor)
+    assert decode_rejection_cursor(token) == cursor
+    with pytest.raises(BadCursor):
+        decode_rejection_cursor(encode_cursor(Cursor(update_time=1, id="x")))
+    with pytest.raises(BadCursor):
+        decode_cursor(token)
+
+
+def test_rejection_filter_and_next_cursor() -> None:
+    after = RejectionCursor(rejected_at="2024-11-27T04:00:00Z", id="rej-9")
+    params = RejectionParams(shop_id="s", reason=RejectionReason.UNKNOWN_STATUS, after=after)
+    assert build_rejection_filter(params) == {
+        "shop_id": "s",
+        "reason": "unknown_status",
+        "$or": [
+            {"rejected_at": {"$lt": "2024-11-27T04:00:00Z"}},
+            {"rejected_at": "2024-11-27T04:00:00Z", "_id": {"$lt": "rej-9"}},
+        ],
+    }
+    docs = [{"_id": f"r{i}", "rejected_at": f"t{i}"} for i in range(3)]
+    assert next_rejection_cursor(docs, 3) is None
+    token = next_rejection_cursor(docs, 2)
+    assert token is not None
+    assert decode_rejection_cursor(token) == RejectionCursor(rejected_at="t1", id="r1")
+
+
+# ---------------------------------------------------------------------------- CSV
+
+
+def test_csv_row_formats_money_items_and_times() -> None:
+    doc = {
+        "order_id": "o1", "return_id": "r1", "reverse_type": None, "status": "COMPLETE",
+        "update_time": 1_732_680_000,
+        "details": {
+            "refund": {"amount": "0.10", "currency": "EUR"}, "reason": "damaged",
+            "items": [{"seller_sku": "A", "sku_id": "1", "quantity": 2}, {"sku_id": "2"}],
+            "tracking_number": None, "request_time": None,
+        },
+    }
+    assert csv_row(doc) == [
+        "o1", "r1", "", "COMPLETE", "0.10", "EUR", "damaged", "A x 2; 2 x ?", "", "",
+        "2024-11-27T04:00:00Z",
+    ]
+    assert csv_lines([["a,b", 'q"t']]) == '"a,b","q""t"\r\n'

@@ -1,4 +1,4 @@
-"""`python -m ingestor`: serve webhooks (and, once added, consume sync commands) with uvicorn."""
+"""`python -m ingestor`: serve webhooks and consume sync commands (one process, one broker)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ import uvicorn
 from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
 from ingestor.logging_setup import configure_logging
+from ingestor.metrics import IngestorMetrics
 from ingestor.settings import Settings
+from ingestor.sync import SyncService
 
 
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     bus = KafkaBus(settings)
+    metrics = IngestorMetrics()
     # Subscribers on the same broker (the sync-command consumer of `ingestor.sync`) are
     # registered here, on `bus.broker`, before the app starts it.
-    app = create_app(settings, bus)
+    sync = SyncService(settings, bus, metrics)
+    sync.register(bus.broker)
+    app = create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
+                     background=[sync])
     uvicorn.run(app, host=settings.ingestor_host, port=settings.ingestor_port,
                 log_config=None, proxy_headers=False)
 

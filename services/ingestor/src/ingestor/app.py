@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.messages import EventSource, ReturnEvent
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, WebhookResult
@@ -42,6 +43,16 @@ log = structlog.get_logger("ingestor")
 
 class BodyTooLarge(Exception):
     pass
+
+
+class Background(Protocol):
+    """Something that runs beside the app (e.g. `ingestor.sync.SyncService`)."""
+
+    async def start(self) -> None: ...  # before the first Kafka connection attempt
+
+    async def stop(self) -> None: ...  # before Kafka stops
+
+    async def close(self) -> None: ...  # after Kafka stopped
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -82,15 +93,29 @@ async def _connect_until_up(
             return
 
 
-def create_app(settings: Settings, bus: KafkaBus | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    bus: KafkaBus | None = None,
+    *,
+    metrics: IngestorMetrics | None = None,
+    on_legacy_webhook: Callable[[ReturnEvent], None] | None = None,
+    background: Sequence[Background] = (),
+) -> FastAPI:
     """The ingestor app. Pass a `bus` whose broker already carries extra subscribers (e.g. the
-    sync-command consumer) to have them started and stopped with the app."""
+    sync-command consumer) to have them started and stopped with the app.
+
+    `on_legacy_webhook` is called (synchronously; it must not block) with the event of each
+    legacy webhook once Kafka acknowledged it, e.g. to fetch the return's details in the
+    background. It cannot change the answer: whatever it raises is logged and ignored.
+    """
     kafka = bus if bus is not None else KafkaBus(settings)
-    metrics = IngestorMetrics()
+    metrics = metrics if metrics is not None else IngestorMetrics()
     app_secret = settings.tiktok_app_secret.get_secret_value()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for service in background:
+            await service.start()
         first_attempt_done = asyncio.Event()
         connecting = asyncio.create_task(
             _connect_until_up(kafka, settings, first_attempt_done))
@@ -102,7 +127,11 @@ def create_app(settings: Settings, bus: KafkaBus | None = None) -> FastAPI:
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting
+            for service in background:
+                await service.stop()
             await kafka.stop()
+            for service in background:
+                await service.close()
 
     app = FastAPI(title="TikTok returns ingestor", lifespan=lifespan)
     app.state.bus = kafka
@@ -158,6 +187,12 @@ def create_app(settings: Settings, bus: KafkaBus | None = None) -> FastAPI:
             metrics.publish_seconds.labels(topic=EVENTS_TOPIC).observe(
                 time.perf_counter() - started)
             log.info("webhook_accepted", event_id=event.event_id, source=event.source.value)
+            if on_legacy_webhook is not None and event.source == EventSource.WEBHOOK_LEGACY:
+                try:
+                    on_legacy_webhook(event)
+                except Exception as exc:  # never affects the answer
+                    log.warning("on_legacy_webhook_failed", event_id=event.event_id,
+                                error=repr(exc))
             return answer(WebhookResult.ACCEPTED, 200,
                           {"status": "accepted", "event_id": event.event_id})
 

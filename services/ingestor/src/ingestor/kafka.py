@@ -14,8 +14,8 @@ from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
 from faststream.kafka import KafkaBroker
 
-from contracts.messages import RejectedEvent, ReturnEvent
-from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
+from contracts.messages import RejectedEvent, ReturnEvent, SyncCommand
+from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from contracts.topology import ensure_topics
 from ingestor.settings import Settings
 
@@ -57,6 +57,12 @@ class KafkaBus:
             description="Webhooks the ingestor could not map; key = shop_id or 'unknown'",
             schema=RejectedEvent,
         )
+        self._sync_commands = self.broker.publisher(
+            SYNC_COMMANDS_TOPIC,
+            title="sync commands",
+            description="Sync Return requests (the reconciler's); key = shop_id",
+            schema=SyncCommand,
+        )
         self._connected = False
 
     @property
@@ -88,6 +94,30 @@ class KafkaBus:
     async def publish_rejection(self, rejection: RejectedEvent) -> None:
         key = (rejection.shop_id or UNKNOWN_SHOP_KEY).encode("utf-8")
         await self._publish(lambda: self._rejected.publish(rejection, key=key))
+
+    async def publish_sync_command(self, command: SyncCommand) -> None:
+        key = command.shop_id.encode("utf-8")
+        await self._publish(lambda: self._sync_commands.publish(command, key=key))
+
+    async def publish_batch(
+        self, events: list[ReturnEvent], rejections: list[RejectedEvent]
+    ) -> None:
+        """Send every message without waiting, then wait until the broker acknowledged all
+        (acks=all): one round trip per batch instead of one per message."""
+        if not events and not rejections:
+            return
+
+        async def send_all() -> None:
+            futures: list[Awaitable[object]] = []
+            for event in events:
+                futures.append(await self._events.publish(
+                    event, key=event.key.encode("utf-8"), no_confirm=True))
+            for rejection in rejections:
+                key = (rejection.shop_id or UNKNOWN_SHOP_KEY).encode("utf-8")
+                futures.append(await self._rejected.publish(rejection, key=key, no_confirm=True))
+            await asyncio.gather(*futures)
+
+        await self._publish(send_all)
 
     async def _publish(self, send: Callable[[], Awaitable[object]]) -> None:
         if not self._connected:

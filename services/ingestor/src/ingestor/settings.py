@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+
+
+class ShopConfig(BaseModel):
+    """One entry of `TIKTOK_SHOPS`: a shop the ingestor may pull returns of."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shop_id: str = Field(min_length=1, max_length=128)
+    api_version: Literal["legacy", "202309"] = "202309"
+    shop_cipher: str | None = None  # required by the 202309 API
+    access_token: SecretStr | None = None  # TIKTOK_ACCESS_TOKEN when absent
+
+    @model_validator(mode="after")
+    def _cipher_for_202309(self) -> ShopConfig:
+        if self.api_version == "202309" and not self.shop_cipher:
+            raise ValueError(f"shop {self.shop_id}: shop_cipher is required for the 202309 API")
+        return self
 
 
 class Settings(BaseSettings):
@@ -25,3 +44,36 @@ class Settings(BaseSettings):
     ingestor_port: int = Field(default=8001, ge=1, le=65535)
     webhook_max_body_bytes: int = Field(default=1 * MIB, gt=0)
     log_level: str = "INFO"
+
+    # --- Sync Return (pulling returns from the TikTok Shop API) -------------------------------
+    # Base URL of the TikTok Shop Open API; "" = none configured (every sync fails, saying so).
+    tiktok_api_base_url: str = ""
+    # JSON list: [{"shop_id": "...", "api_version": "legacy"|"202309", "shop_cipher": "...",
+    #              "access_token": "..."}]; a shop without access_token uses TIKTOK_ACCESS_TOKEN.
+    tiktok_shops: list[ShopConfig] = Field(default_factory=list, repr=False)
+    tiktok_access_token: SecretStr = SecretStr("dev-access-token")
+    tiktok_requests_per_second: float = Field(default=10.0, gt=0)
+    # Publish a sync command for every configured shop at start and then every N minutes (0: off).
+    sync_reconcile_minutes: float = Field(default=0, ge=0)
+    # A sync without `since` starts this long before the shop's checkpoint (clock skew, late
+    # writes at TikTok): the overlap is fetched again and deduplicated downstream.
+    sync_overlap_seconds: int = Field(default=300, ge=0)
+    # Consumer group of the sync-command subscriber.
+    sync_group_id: str = "returns-ingestor-sync"
+    # Lease on a shop's checkpoint while a sync runs (renewed every third of it): a crashed
+    # process's lease expires after this long and the redelivered command runs again.
+    sync_lease_seconds: float = Field(default=30.0, gt=0)
+    # How long a command waits for another process's sync of the same shop before failing.
+    sync_lease_wait_seconds: float = Field(default=600.0, ge=0)
+    # Background fetch of a return after a legacy webhook (which carries no amounts or items).
+    webhook_enrichment: bool = True
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = "tiktok_returns"
+    mongodb_timeout_ms: int = Field(default=5000, ge=100)
+
+    def shop(self, shop_id: str) -> ShopConfig | None:
+        return next((s for s in self.tiktok_shops if s.shop_id == shop_id), None)
+
+    def access_token_for(self, shop: ShopConfig) -> str:
+        token = shop.access_token or self.tiktok_access_token
+        return token.get_secret_value()

@@ -1,27 +1,17 @@
-"""`python -m query_api`: serve the query API with uvicorn (settings from the environment)."""
+"""`python -m query_api`: serve the query API with uvicorn (settings from the environment).
+
+Logs are JSON lines (structlog), uvicorn's included; each request is logged once by the
+metrics middleware (method, route template, status, duration) instead of uvicorn's access log,
+so query strings (which may carry a dashboard token) are never logged.
+"""
 
 from __future__ import annotations
 
-import logging
-
-import structlog
 import uvicorn
 
 from query_api.api import create_app
+from query_api.logging_setup import configure_logging
 from query_api.settings import Settings
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(message)s")
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-    )
 
 
 def main() -> None:
@@ -32,6 +22,8 @@ def main() -> None:
         host=settings.query_api_host,
         port=settings.query_api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON handlers configured above
+        access_log=False,
     )
 
 

@@ -6,41 +6,78 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from contracts.statuses import ReturnStatus, ReverseType
-from query_api import queries
+from contracts.messages import RejectionReason
+from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
+from query_api import export, queries
 from query_api.auth import Caller
 from query_api.metrics import MetricsMiddleware, new_registry, request_histogram
 from query_api.models import (
+    DashboardMeta,
     ErrorMessage,
     Health,
+    Label,
     Readiness,
+    RejectionsPage,
+    RejectionView,
     ReturnsPage,
     ReturnView,
     StatusCounts,
+    ValidationFailure,
 )
 from query_api.repository import Document, ReturnsRepository
 from query_api.settings import Settings
+from query_api.sync_api import sync_router
 
 log = structlog.get_logger("query_api")
 
 READY_PING_TIMEOUT_S = 2.0
+STATIC_DIR = FilePath(__file__).parent / "static"
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "invalid parameters"},
+    400: {
+        "model": ErrorMessage,
+        "description": "invalid cursor, or no shop_id with a token limited to some shops",
+    },
     401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
     403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+    422: {
+        "model": ValidationFailure,
+        "description": "a parameter is invalid; the message names the valid values",
+    },
+    503: {"model": ErrorMessage, "description": "the database is not reachable"},
 }
 INDEX_RETRY_MAX_DELAY_S = 30.0
+REVERSE_TYPE_LABELS = {
+    ReverseType.REFUND_ONLY: "Refund only",
+    ReverseType.RETURN_AND_REFUND: "Return and refund",
+    ReverseType.REQUEST_CANCEL: "Cancellation request",
+}
+# The dashboard page: no inline script or style, nothing from another origin.
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+# Ids and search text: any printable text, compared as a plain value (never an operator). Control
+# characters are refused: PostgreSQL (under FerretDB) cannot hold a NUL in a string.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str | None, Query(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 
 
 async def _ensure_indexes_until_done(repository: ReturnsRepository, stop: asyncio.Event) -> None:
@@ -71,6 +108,125 @@ def get_repository(request: Request) -> ReturnsRepository:
 Repo = Annotated[ReturnsRepository, Depends(get_repository)]
 
 
+@dataclass(frozen=True)
+class ReturnFilters:
+    """The filters shared by the returns list and its CSV export."""
+
+    shop_id: str | None
+    statuses: tuple[ReturnStatus, ...]
+    reverse_type: ReverseType | None
+    order_id: str | None
+    return_id: str | None
+    q: str | None
+    anomaly: bool | None
+    updated_from: int | None
+    updated_to: int | None
+
+    def params(self, caller_shop: str | None, **page: Any) -> queries.ListParams:
+        return queries.ListParams(
+            shop_id=caller_shop,
+            statuses=self.statuses,
+            reverse_type=self.reverse_type,
+            order_id=self.order_id,
+            return_id=self.return_id,
+            search=self.q,
+            anomaly=self.anomaly,
+            updated_from=self.updated_from,
+            updated_to=self.updated_to,
+            **page,
+        )
+
+
+def return_filters(
+    shop_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=TEXT_PATTERN,
+            description="the shop (required unless the token is granted every shop)",
+        ),
+    ] = None,
+    status: Annotated[
+        list[ReturnStatus] | None,
+        Query(description="repeatable: any of these statuses (all when absent)"),
+    ] = None,
+    reverse_type: ReverseType | None = None,
+    order_id: Id = None,
+    return_id: Id = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            pattern=TEXT_PATTERN,
+            description="search: returns whose order id OR return id is exactly this",
+        ),
+    ] = None,
+    anomaly: Annotated[
+        bool | None,
+        Query(description="only returns with (true) or without (false) an anomaly"),
+    ] = None,
+    updated_from: Annotated[
+        int | None, Query(ge=0, le=2**53, description="update_time >= this (unix seconds)")
+    ] = None,
+    updated_to: Annotated[
+        int | None, Query(ge=0, le=2**53, description="update_time < this (unix seconds)")
+    ] = None,
+) -> ReturnFilters:
+    return ReturnFilters(
+        shop_id=shop_id,
+        statuses=tuple(status or ()),
+        reverse_type=reverse_type,
+        order_id=order_id,
+        return_id=return_id,
+        q=(q.strip() or None) if q is not None else None,  # pasted ids carry blanks
+        anomaly=anomaly,
+        updated_from=updated_from,
+        updated_to=updated_to,
+    )
+
+
+Filters = Annotated[ReturnFilters, Depends(return_filters)]
+
+
+def _cursor_or_400(token: str | None) -> queries.Cursor | None:
+    try:
+        return queries.decode_cursor(token) if token is not None else None
+    except queries.BadCursor as exc:
+        raise HTTPException(status_code=400, detail=f"invalid cursor: {exc}") from exc
+
+
+def _csv_filename(shop_id: str | None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # A header value is latin-1: the shop id only contributes its ASCII letters, digits, - and _.
+    shop = "".join(
+        c for c in (shop_id or "all-shops") if c.isascii() and (c.isalnum() or c in "-_")
+    )[:64]
+    return f"returns-{shop or 'shop'}-{stamp}.csv"
+
+
+class CSVResponse(StreamingResponse):
+    media_type = "text/csv"
+
+
+def _as_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Error responses of a route whose own media type is not JSON: FastAPI would document
+    their models under the route's media type, so they name their JSON schema explicitly (the
+    models are components through the other routes)."""
+    return {
+        status: {
+            "description": spec["description"],
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{spec['model'].__name__}"}
+                }
+            },
+        }
+        for status, spec in responses.items()
+    }
+
+
 def _validation_message(errors: list[dict[str, Any]]) -> str:
     """One readable line, e.g. `status[0]: 'NOPE' is invalid. Input should be 'A', 'B' or 'C'`."""
     parts = []
@@ -96,6 +252,29 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("mongodb_unavailable", path=request.url.path, error=str(exc))
     return JSONResponse(status_code=503, content={"detail": "the database is not reachable"})
+
+
+def _document_unreadable_bodies(app: FastAPI) -> None:
+    """FastAPI answers 400 `{"detail": ...}` to a body it cannot parse as JSON, on every route
+    that takes one, without saying so in the document: say so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = generate()
+        for path_item in spec.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation["responses"].setdefault("400", {
+                        "description": "the body is not valid JSON",
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorMessage"}
+                        }},
+                    })
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -136,8 +315,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="TikTok Shop returns — query API",
         version="1.0.0",
-        description="Read side of the returns & refunds backbone: lists, counts and details "
-        "of the returns written by the state machine.",
+        description="Read side of the returns & refunds backbone: lists, counts, details and "
+        "CSV export of the returns written by the state machine, and the events it rejected. "
+        "Every `/api/v1` call except `/api/v1/meta/tabs` needs `Authorization: Bearer <token>`; "
+        "a token reads the shops it is granted (QUERY_API_TOKENS). The dashboard is at `/`.",
         lifespan=lifespan,
     )
     registry = new_registry()
@@ -149,44 +330,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/api/v1/returns",
         response_model=ReturnsPage,
-        responses={400: {"model": ErrorMessage, "description": "invalid cursor"}, **AUTH_ERRORS},
+        responses=AUTH_ERRORS,
         summary="List returns, newest update first",
+        description="Filters combine (AND). `q` matches an order id or a return id exactly "
+        "(no pattern matching). Pages with `next_cursor` (keyset pagination: no return is "
+        "skipped or repeated while paging).",
     )
     async def list_returns(
         repository: Repo,
         caller: Caller,
-        shop_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-        status: Annotated[
-            list[ReturnStatus] | None,
-            Query(description="repeatable: any of these statuses (all when absent)"),
-        ] = None,
-        reverse_type: ReverseType | None = None,
-        order_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-        updated_from: Annotated[
-            int | None, Query(ge=0, description="update_time >= this (unix seconds)")
-        ] = None,
-        updated_to: Annotated[
-            int | None, Query(ge=0, description="update_time < this (unix seconds)")
-        ] = None,
+        filters: Filters,
         limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
         cursor: Annotated[
-            str | None, Query(description="`next_cursor` of the previous page")
+            str | None,
+            Query(max_length=queries.MAX_CURSOR_LENGTH,
+                  description="`next_cursor` of the previous page"),
         ] = None,
     ) -> ReturnsPage:
-        try:
-            after = queries.decode_cursor(cursor) if cursor is not None else None
-        except queries.BadCursor as exc:
-            raise HTTPException(status_code=400, detail=f"invalid cursor: {exc}") from exc
-        params = queries.ListParams(
-            shop_id=caller.require(shop_id),
-            statuses=tuple(status or ()),
-            reverse_type=reverse_type,
-            order_id=order_id,
-            updated_from=updated_from,
-            updated_to=updated_to,
-            limit=limit,
-            after=after,
-        )
+        after = _cursor_or_400(cursor)
+        params = filters.params(caller.require(filters.shop_id), limit=limit, after=after)
         docs, next_cursor = await repository.list_returns(params)
         return ReturnsPage(
             items=[ReturnView.from_document(d) for d in docs], next_cursor=next_cursor
@@ -199,13 +361,92 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=AUTH_ERRORS,
         summary='Number of returns per status tab, plus "ALL"',
     )
-    async def count_returns(
-        repository: Repo,
-        caller: Caller,
-        shop_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    ) -> StatusCounts:
+    async def count_returns(repository: Repo, caller: Caller, shop_id: Id = None) -> StatusCounts:
         shop_id = caller.require(shop_id)
         return StatusCounts(shop_id=shop_id, counts=await repository.count_by_status(shop_id))
+
+    @app.get(
+        "/api/v1/returns/export.csv",
+        response_class=CSVResponse,
+        responses={
+            200: {
+                "description": "CSV (RFC 4180, UTF-8, header row) of every return matching "
+                "the filters, newest update first; columns: "
+                + ", ".join(export.CSV_COLUMNS)
+                + ". Amounts are decimal strings, times ISO-8601 UTC.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            **_as_json(AUTH_ERRORS),
+        },
+        summary="Export the returns of the current filter as CSV (streamed, no page limit)",
+    )
+    async def export_returns(repository: Repo, caller: Caller, filters: Filters) -> CSVResponse:
+        params = filters.params(caller.require(filters.shop_id))
+        documents = await repository.export_returns(params)
+
+        async def lines() -> AsyncIterator[str]:
+            yield export.csv_lines([list(export.CSV_COLUMNS)])
+            batch: list[list[str]] = []
+            async for doc in documents:
+                batch.append(export.csv_row(doc))
+                if len(batch) >= 200:
+                    yield export.csv_lines(batch)
+                    batch = []
+            if batch:
+                yield export.csv_lines(batch)
+
+        filename = _csv_filename(params.shop_id)
+        return CSVResponse(
+            lines(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    @app.get(
+        "/api/v1/rejections",
+        response_model=RejectionsPage,
+        responses=AUTH_ERRORS,
+        summary="Events that could not be applied, newest first",
+        description="What the state machine recorded from the rejected topic: unknown "
+        "statuses, unsupported types, invalid transitions... Pages with `next_cursor`.",
+    )
+    async def list_rejections(
+        repository: Repo,
+        caller: Caller,
+        shop_id: Id = None,
+        reason: RejectionReason | None = None,
+        limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_LIMIT,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=queries.MAX_CURSOR_LENGTH,
+                  description="`next_cursor` of the previous page"),
+        ] = None,
+    ) -> RejectionsPage:
+        try:
+            after = queries.decode_rejection_cursor(cursor) if cursor is not None else None
+        except queries.BadCursor as exc:
+            raise HTTPException(status_code=400, detail=f"invalid cursor: {exc}") from exc
+        params = queries.RejectionParams(
+            shop_id=caller.require(shop_id), reason=reason, limit=limit, after=after
+        )
+        docs, next_cursor = await repository.list_rejections(params)
+        return RejectionsPage(
+            items=[RejectionView.from_document(d) for d in docs], next_cursor=next_cursor
+        )
+
+    @app.get(
+        "/api/v1/meta/tabs",
+        response_model=DashboardMeta,
+        summary="The status tabs (in display order) and reverse types, with their labels",
+    )
+    async def dashboard_meta() -> DashboardMeta:
+        return DashboardMeta(
+            tabs=[Label(key="ALL", label="All")]
+            + [Label(key=status.value, label=label) for status, label in STATUS_TABS],
+            reverse_types=[
+                Label(key=kind.value, label=label) for kind, label in REVERSE_TYPE_LABELS.items()
+            ],
+        )
 
     @app.get(
         "/api/v1/returns/{shop_id}/{return_id}",
@@ -214,7 +455,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="One return with its history",
     )
     async def get_return(
-        repository: Repo, caller: Caller, shop_id: str, return_id: str
+        repository: Repo,
+        caller: Caller,
+        shop_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN)],
+        return_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN)],
     ) -> ReturnView:
         caller.require(shop_id)
         doc = await repository.get_return(shop_id, return_id)
@@ -248,5 +492,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        """The seller's Returns & Refunds dashboard (static page; it reads the API with the
+        bearer token given as `?token=` or typed in)."""
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _document_unreadable_bodies(app)
+    app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
 
     return app

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from prometheus_client import CollectorRegistry, Histogram, PlatformCollector, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "unmatched"  # keeps label cardinality bounded for unknown paths
+QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz", "/static"})  # logged at debug
+
+log = structlog.get_logger("query_api.access")
 
 
 def new_registry() -> CollectorRegistry:
@@ -27,7 +31,8 @@ def request_histogram(registry: CollectorRegistry) -> Histogram:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware timing each HTTP request; labels it with the matched route template."""
+    """Pure ASGI middleware timing each HTTP request; labels it with the matched route template
+    and logs it (without its query string, which may hold a token)."""
 
     def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
         self.app = app
@@ -49,10 +54,20 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - start
             route = scope.get("route")
             path = getattr(route, "path", None)
-            self.histogram.labels(
-                method=scope.get("method", ""),
-                route=path if isinstance(path, str) else UNMATCHED_ROUTE,
-                status=str(status),
-            ).observe(time.perf_counter() - start)
+            template = path if isinstance(path, str) else UNMATCHED_ROUTE
+            method = scope.get("method", "")
+            self.histogram.labels(method=method, route=template, status=str(status)).observe(
+                elapsed
+            )
+            emit = log.debug if template in QUIET_ROUTES else log.info
+            emit(
+                "http_request",
+                method=method,
+                route=template,
+                path=scope.get("path", ""),
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )

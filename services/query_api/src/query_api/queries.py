@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.messages import RejectionReason, return_key
 from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
 
 DEFAULT_LIMIT = 50
@@ -47,6 +48,9 @@ class ListParams:
     statuses: tuple[ReturnStatus, ...] = ()
     reverse_type: ReverseType | None = None
     order_id: str | None = None
+    return_id: str | None = None
+    search: str | None = None  # an order id OR a return id, exactly
+    anomaly: bool | None = None
     updated_from: int | None = None  # inclusive, unix seconds
     updated_to: int | None = None  # exclusive, unix seconds
     limit: int = DEFAULT_LIMIT
@@ -57,22 +61,30 @@ class ListParams:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """Opaque, URL-safe token: unpadded urlsafe base64 of JSON `[update_time, _id]`."""
-    raw = json.dumps([cursor.update_time, cursor.id], separators=(",", ":")).encode()
+def _encode(value: list[Any]) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(token: str) -> Cursor:
-    """Inverse of `encode_cursor`; raises `BadCursor` for anything it did not produce."""
+def _decode(token: str) -> Any:
     if not token or len(token) > MAX_CURSOR_LENGTH:
         raise BadCursor("cursor is empty or too long")
     try:
         padded = token + "=" * (-len(token) % 4)
         raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
-        value = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeError, binascii.Error, ValueError) as exc:
         raise BadCursor("cursor is not a token returned by this API") from exc
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """Opaque, URL-safe token: unpadded urlsafe base64 of JSON `[update_time, _id]`."""
+    return _encode([cursor.update_time, cursor.id])
+
+
+def decode_cursor(token: str) -> Cursor:
+    """Inverse of `encode_cursor`; raises `BadCursor` for anything it did not produce."""
+    value = _decode(token)
     if (
         not isinstance(value, list)
         or len(value) != 2
@@ -85,6 +97,23 @@ def decode_cursor(token: str) -> Cursor:
 
 def build_filter(params: ListParams) -> dict[str, Any]:
     """The MongoDB filter selecting the page's returns (before `limit`)."""
+    query = build_match(params)
+    if params.after is not None:
+        t, last_id = int(params.after.update_time), str(params.after.id)
+        after = [{"update_time": {"$lt": t}}, {"update_time": t, "_id": {"$lt": last_id}}]
+        if "$or" in query:  # the search's $or: both must hold
+            query["$and"] = [{"$or": query.pop("$or")}, {"$or": after}]
+        else:
+            query["$or"] = after
+    return query
+
+
+def build_match(params: ListParams) -> dict[str, Any]:
+    """The filter of the list without its page position: also what the CSV export selects.
+
+    Hot filters stay top-level equalities (FerretDB v1 pushes those down to PostgreSQL). The
+    search `q` is two equality alternatives (order id, return id), never a regex.
+    """
     query: dict[str, Any] = {}
     if params.shop_id is not None:
         query["shop_id"] = str(params.shop_id)
@@ -98,6 +127,21 @@ def build_filter(params: ListParams) -> dict[str, Any]:
         query["reverse_type"] = params.reverse_type.value
     if params.order_id is not None:
         query["order_id"] = str(params.order_id)
+    if params.return_id is not None:
+        if params.shop_id is not None:  # the primary key: one exact lookup
+            query["_id"] = return_key(str(params.shop_id), str(params.return_id))
+        else:
+            query["return_id"] = str(params.return_id)
+    if params.anomaly is not None:
+        query["anomaly"] = bool(params.anomaly)
+    if params.search is not None:
+        text = str(params.search)
+        by_return: dict[str, str] = (
+            {"_id": return_key(str(params.shop_id), text)}
+            if params.shop_id is not None
+            else {"return_id": text}
+        )
+        query["$or"] = [{"order_id": text}, by_return]
     time_range: dict[str, int] = {}
     if params.updated_from is not None:
         time_range["$gte"] = int(params.updated_from)
@@ -105,12 +149,6 @@ def build_filter(params: ListParams) -> dict[str, Any]:
         time_range["$lt"] = int(params.updated_to)
     if time_range:
         query["update_time"] = time_range
-    if params.after is not None:
-        t, last_id = int(params.after.update_time), str(params.after.id)
-        query["$or"] = [
-            {"update_time": {"$lt": t}},
-            {"update_time": t, "_id": {"$lt": last_id}},
-        ]
     return query
 
 
@@ -151,3 +189,75 @@ def counts_by_status(groups: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     for status in ordered:  # the dashboard's tab order
         counts[status.value] = by_status.get(status.value, 0)
     return counts
+
+
+# ---------------------------------------------------------------------------- rejections
+
+# Newest rejection first, ties broken by _id (matches REJECTIONS_INDEXES). `rejected_at` is
+# stored as the ISO-8601 UTC string of `RejectedEvent.model_dump(mode="json")`, which sorts
+# chronologically as text (to the second; within one second a time without a fraction sorts
+# after one with a fraction, a harmless imprecision).
+REJECTIONS_SORT: tuple[tuple[str, int], ...] = (("rejected_at", -1), ("_id", -1))
+
+
+@dataclass(frozen=True)
+class RejectionCursor:
+    """Position after the last rejection of a page: its (rejected_at, _id)."""
+
+    rejected_at: str
+    id: str
+
+
+@dataclass(frozen=True)
+class RejectionParams:
+    shop_id: str | None = None
+    reason: RejectionReason | None = None
+    limit: int = DEFAULT_LIMIT
+    after: RejectionCursor | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+def encode_rejection_cursor(cursor: RejectionCursor) -> str:
+    """Opaque token: unpadded urlsafe base64 of JSON `["r", rejected_at, _id]`."""
+    return _encode(["r", cursor.rejected_at, cursor.id])
+
+
+def decode_rejection_cursor(token: str) -> RejectionCursor:
+    value = _decode(token)
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or value[0] != "r"
+        or not isinstance(value[1], str)
+        or not isinstance(value[2], str)
+    ):
+        raise BadCursor("cursor is not a token returned by this API")
+    return RejectionCursor(rejected_at=value[1], id=value[2])
+
+
+def build_rejection_filter(params: RejectionParams) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if params.shop_id is not None:
+        query["shop_id"] = str(params.shop_id)
+    if params.reason is not None:
+        query["reason"] = params.reason.value
+    if params.after is not None:
+        at, last_id = str(params.after.rejected_at), str(params.after.id)
+        query["$or"] = [
+            {"rejected_at": {"$lt": at}},
+            {"rejected_at": at, "_id": {"$lt": last_id}},
+        ]
+    return query
+
+
+def next_rejection_cursor(docs: Sequence[Mapping[str, Any]], limit: int) -> str | None:
+    """As `next_cursor`, for rejections (`docs` fetched with one look-ahead)."""
+    if len(docs) <= limit:
+        return None
+    last = docs[limit - 1]
+    return encode_rejection_cursor(
+        RejectionCursor(rejected_at=str(last["rejected_at"]), id=str(last["_id"]))
+    )

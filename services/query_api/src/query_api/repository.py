@@ -7,7 +7,7 @@ rebuilt read model can be switched in atomically); it is cached for a few second
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -20,6 +20,8 @@ from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
     DEFAULT_RETURNS_COLLECTION,
     META_COLLECTION,
+    REJECTIONS_COLLECTION,
+    REJECTIONS_INDEXES,
     RETURNS_INDEXES,
 )
 from query_api import queries
@@ -28,8 +30,15 @@ Document = dict[str, Any]
 log = structlog.get_logger("query_api.repository")
 
 
+EXPORT_BATCH_SIZE = 500
+
+
 def returns_index_models() -> list[IndexModel]:
     return [IndexModel(keys, name=name) for keys, name in RETURNS_INDEXES]
+
+
+def rejections_index_models() -> list[IndexModel]:
+    return [IndexModel(keys, name=name) for keys, name in REJECTIONS_INDEXES]
 
 
 class ReturnsRepository:
@@ -70,11 +79,17 @@ class ReturnsRepository:
         return self._db[await self.active_collection_name()]
 
     async def ensure_indexes(self) -> str:
-        """Create every index of RETURNS_INDEXES on the active collection; return its name."""
+        """Create every index of RETURNS_INDEXES on the active collection (and those of
+        REJECTIONS_INDEXES on the rejections collection); return the returns collection's name."""
         name = await self.active_collection_name()
-        await self._db[name].create_indexes(returns_index_models())
+        # One index per call: FerretDB 1.24 panics on a multi-index createIndexes whose
+        # indexes all exist already (real MongoDB does not mind either way).
+        for model in returns_index_models():
+            await self._db[name].create_indexes([model])
+        for model in rejections_index_models():
+            await self._db[REJECTIONS_COLLECTION].create_indexes([model])
         self._indexed.add(name)
-        log.info("returns_indexes_ensured", collection=name)
+        log.info("indexes_ensured", collection=name, rejections=REJECTIONS_COLLECTION)
         return name
 
     @property
@@ -88,6 +103,47 @@ class ReturnsRepository:
         cursor = collection.find(queries.build_filter(params)).sort(queries.build_sort())
         docs = await cursor.limit(params.limit + 1).to_list()
         return docs[: params.limit], queries.next_cursor(docs, params.limit)
+
+    async def export_returns(self, params: queries.ListParams) -> AsyncIterator[Document]:
+        """Every return matching the list's filters (no page), newest update first, streamed.
+
+        The first batch is fetched before this returns, so an unreachable database fails the
+        request (503) instead of cutting a response already under way.
+        """
+        collection = await self._returns()
+        cursor = (
+            collection.find(queries.build_match(params))
+            .sort(queries.build_sort())
+            .batch_size(EXPORT_BATCH_SIZE)
+        )
+        try:
+            first: Document | None = await cursor.next()
+        except StopAsyncIteration:
+            first = None
+
+        async def documents() -> AsyncIterator[Document]:
+            try:
+                if first is None:
+                    return
+                yield first
+                async for doc in cursor:
+                    yield doc
+            finally:
+                await cursor.close()
+
+        return documents()
+
+    async def list_rejections(
+        self, params: queries.RejectionParams
+    ) -> tuple[list[Document], str | None]:
+        """One page of rejections, newest first, and the cursor of the next page (or None)."""
+        cursor = (
+            self._db[REJECTIONS_COLLECTION]
+            .find(queries.build_rejection_filter(params))
+            .sort(list(queries.REJECTIONS_SORT))
+        )
+        docs = await cursor.limit(params.limit + 1).to_list()
+        return docs[: params.limit], queries.next_rejection_cursor(docs, params.limit)
 
     async def get_return(self, shop_id: str, return_id: str) -> Document | None:
         collection = await self._returns()

@@ -1,0 +1,211 @@
+"""MongoDB adapter of Sync Return: the job of each sync command and the checkpoint of each shop.
+
+`sync_jobs` (one document per command, `_id` = command id):
+    shop_id, status (queued -> running -> succeeded | failed), since, until (the window used),
+    pages, returns_seen, events_published, rejected, error, requested_by, attempts,
+    created_at, started_at, finished_at.
+The query API inserts the queued document before it publishes the command; a command from
+elsewhere (CLI, reconciler) gets its document when the ingestor receives it.
+
+`sync_checkpoints` (one document per shop, `_id` = shop id):
+    synced_until (everything updated before it has been fetched), last_success_at,
+    last_command_id, and while a sync runs `lease` {token, command_id, expires_at}.
+The lease keeps two processes from syncing one shop at once (commands are keyed by shop, so
+normally one consumer handles them in order; the lease covers rebalances and stray processes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from contracts.messages import SyncCommand
+from contracts.read_model import SYNC_CHECKPOINTS_COLLECTION, SYNC_JOBS_COLLECTION
+
+Document = dict[str, Any]
+
+# (keys, name) of the indexes the sync queries need (the query API creates the same ones).
+SYNC_JOBS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
+    ([("shop_id", ASCENDING), ("created_at", DESCENDING)], "shop_created"),
+    ([("shop_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
+     "shop_status_created"),
+)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def queued_job(command: SyncCommand, created_at: datetime | None = None) -> Document:
+    """The document of a job nobody has started yet."""
+    return {
+        "_id": str(command.command_id),
+        "shop_id": command.shop_id,
+        "status": JobStatus.QUEUED.value,
+        "since": command.since,
+        "until": command.until,
+        "requested_by": command.requested_by,
+        "pages": 0,
+        "returns_seen": 0,
+        "events_published": 0,
+        "rejected": 0,
+        "error": None,
+        "attempts": 0,
+        "created_at": created_at or command.requested_at,
+        "started_at": None,
+        "finished_at": None,
+    }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    shop_id: str
+    synced_until: int | None
+    last_success_at: datetime | None
+    last_command_id: str | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    shop_id: str
+    token: str
+    command_id: str
+
+
+class SyncStore:
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        db = client[database]
+        self.jobs: AsyncCollection[Document] = db[SYNC_JOBS_COLLECTION]
+        self.checkpoints: AsyncCollection[Document] = db[SYNC_CHECKPOINTS_COLLECTION]
+        self._indexed = False
+
+    async def ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        # One at a time: FerretDB 1.24 panics (and drops the connection) on a createIndexes of
+        # several indexes that all exist already, i.e. on every restart.
+        for keys, name in SYNC_JOBS_INDEXES:
+            await self.jobs.create_indexes([IndexModel(keys, name=name)])
+        self._indexed = True
+
+    # ---------------------------------------------------------------------------------- jobs
+
+    async def receive(self, command: SyncCommand) -> Document:
+        """The job of a received command, created as queued if nobody recorded it yet."""
+        job_id = str(command.command_id)
+        found = await self.jobs.find_one({"_id": job_id})
+        if found is not None:
+            return found
+        doc = queued_job(command, created_at=utcnow())
+        try:
+            await self.jobs.insert_one(doc)
+        except DuplicateKeyError:  # recorded meanwhile (the API's insert, or a race)
+            again = await self.jobs.find_one({"_id": job_id})
+            if again is not None:
+                return again
+        return doc
+
+    async def start(self, job_id: str, since: int, until: int) -> None:
+        await self.jobs.update_one(
+            {"_id": job_id},
+            {"$set": {"status": JobStatus.RUNNING.value, "since": since, "until": until,
+                      "started_at": utcnow(), "finished_at": None, "error": None,
+                      "pages": 0, "returns_seen": 0, "events_published": 0, "rejected": 0},
+             "$inc": {"attempts": 1}},
+        )
+
+    async def progress(self, job_id: str, counts: dict[str, int]) -> None:
+        await self.jobs.update_one({"_id": job_id}, {"$set": dict(counts)})
+
+    async def finish(
+        self, job_id: str, status: JobStatus, counts: dict[str, int], error: str | None,
+        *, window: tuple[int, int] | None = None,
+    ) -> None:
+        update: Document = {**counts, "status": status.value, "error": error,
+                            "finished_at": utcnow()}
+        if window is not None:
+            update["since"], update["until"] = window
+        await self.jobs.update_one({"_id": job_id}, {"$set": update})
+
+    async def get_job(self, job_id: str) -> Document | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    # ---------------------------------------------------------------------------------- checkpoint
+
+    async def checkpoint(self, shop_id: str) -> Checkpoint | None:
+        doc = await self.checkpoints.find_one({"_id": shop_id})
+        if doc is None or doc.get("synced_until") is None:
+            return None
+        return Checkpoint(
+            shop_id=shop_id,
+            synced_until=int(doc["synced_until"]),
+            last_success_at=doc.get("last_success_at"),
+            last_command_id=doc.get("last_command_id"),
+        )
+
+    async def acquire_lease(
+        self, shop_id: str, command_id: str, ttl_s: float, now: datetime | None = None
+    ) -> Lease | None:
+        """Take the shop's lease when nobody holds it or it expired; None when held."""
+        now = now or utcnow()
+        token = uuid.uuid4().hex
+        lease = {"token": token, "command_id": command_id,
+                 "expires_at": now + timedelta(seconds=ttl_s)}
+        try:
+            taken = await self.checkpoints.find_one_and_update(
+                {"_id": shop_id,
+                 "$or": [{"lease": {"$exists": False}}, {"lease.expires_at": {"$lt": now}}]},
+                {"$set": {"lease": lease}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the document exists and its lease is held
+            return None
+        if taken is None or taken.get("lease", {}).get("token") != token:
+            return None
+        return Lease(shop_id, token, command_id)
+
+    async def lease_holder(self, shop_id: str) -> str | None:
+        doc = await self.checkpoints.find_one({"_id": shop_id})
+        lease = (doc or {}).get("lease")
+        return str(lease.get("command_id")) if isinstance(lease, dict) else None
+
+    async def renew_lease(self, lease: Lease, ttl_s: float) -> bool:
+        result = await self.checkpoints.update_one(
+            {"_id": lease.shop_id, "lease.token": lease.token},
+            {"$set": {"lease.expires_at": utcnow() + timedelta(seconds=ttl_s)}},
+        )
+        return result.matched_count == 1
+
+    async def release_lease(self, lease: Lease) -> None:
+        await self.checkpoints.update_one(
+            {"_id": lease.shop_id, "lease.token": lease.token}, {"$unset": {"lease": ""}})
+
+    async def succeed(self, lease: Lease, synced_until: int | None) -> bool:
+        """Record a successful sync and release the lease in one write; `synced_until` None
+        leaves the checkpoint where it was. False when the lease was lost meanwhile."""
+        update: Document = {"last_success_at": utcnow(), "last_command_id": lease.command_id}
+        if synced_until is not None:
+            update["synced_until"] = synced_until
+        result = await self.checkpoints.update_one(
+            {"_id": lease.shop_id, "lease.token": lease.token},
+            {"$set": update, "$unset": {"lease": ""}},
+        )
+        return result.matched_count == 1

@@ -1,0 +1,345 @@
+"""Sync Return endpoints of the query API: ask for a sync, follow its job, see a shop's status.
+
+- `POST /api/v1/sync` records a queued job in `sync_jobs`, then publishes a `SyncCommand`
+  (key = shop id) to SYNC_COMMANDS_TOPIC and answers 202 once Kafka acknowledged it (503 when
+  Kafka is unreachable; the job document is then removed again).
+- `GET /api/v1/sync/status?shop_id=` the shop's checkpoint (last successful sync) and its
+  queued or running job, if any.
+- `GET /api/v1/sync/{command_id}` one job with its counts.
+
+The ingestor runs the command and writes the job's progress (see `ingestor.sync`). Register with
+`app.include_router(sync_router(settings))`: the router's lifespan opens its MongoDB client and
+its Kafka producer (connected in the background, and again on demand after a failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from contracts.messages import SyncCommand
+from contracts.read_model import SYNC_CHECKPOINTS_COLLECTION, SYNC_JOBS_COLLECTION
+from contracts.topics import SYNC_COMMANDS_TOPIC
+from contracts.topology import ensure_topics
+from query_api.auth import Caller
+from query_api.models import ErrorMessage
+from query_api.settings import Settings
+
+log = structlog.get_logger("query_api.sync")
+
+Document = dict[str, Any]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+KAFKA_CONNECT_TIMEOUT_S = 10.0
+KAFKA_PUBLISH_TIMEOUT_S = 10.0
+SYNC_JOBS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
+    ([("shop_id", 1), ("created_at", -1)], "shop_created"),
+    ([("shop_id", 1), ("status", 1), ("created_at", -1)], "shop_status_created"),
+)
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
+    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+}
+
+
+# ---------------------------------------------------------------------------------- models
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shop_id: str = Field(min_length=1, max_length=128)
+    since: int | None = Field(
+        default=None, ge=0,
+        description="update time from (unix s); null: the shop's last sync minus an overlap")
+    until: int | None = Field(
+        default=None, ge=0, description="update time to (unix s); null: now, when it starts")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SyncRequest:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ValueError("since must not be after until")
+        return self
+
+
+class SyncAccepted(BaseModel):
+    command_id: UUID
+    status: Literal["queued"] = "queued"
+
+
+class SyncJob(BaseModel):
+    command_id: UUID
+    shop_id: str
+    status: JobStatus
+    pages: int = Field(description="pages fetched from TikTok")
+    returns_seen: int = Field(description="return records TikTok sent")
+    events_published: int = Field(description="events published to the events topic")
+    rejected: int = Field(description="records that could not be mapped (rejected topic)")
+    error: str | None = Field(description="why the job failed; null otherwise")
+    since: int | None = Field(description="update time from (unix s): requested, then used")
+    until: int | None = Field(description="update time to (unix s): requested, then used")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_document(cls, doc: Document) -> SyncJob:
+        def count(name: str) -> int:
+            return int(doc.get(name) or 0)
+
+        return cls(
+            command_id=UUID(str(doc["_id"])),
+            shop_id=doc["shop_id"],
+            status=doc.get("status", "queued"),
+            pages=count("pages"),
+            returns_seen=count("returns_seen"),
+            events_published=count("events_published"),
+            rejected=count("rejected"),
+            error=doc.get("error"),
+            since=doc.get("since"),
+            until=doc.get("until"),
+            created_at=_utc(doc.get("created_at")) or datetime.now(UTC),
+            started_at=_utc(doc.get("started_at")),
+            finished_at=_utc(doc.get("finished_at")),
+        )
+
+
+class SyncStatus(BaseModel):
+    shop_id: str
+    last_success_at: datetime | None = Field(description="when the last sync succeeded")
+    synced_until: int | None = Field(
+        description="every change before this time (unix s) has been fetched")
+    running: SyncJob | None = Field(description="the newest queued or running job, if any")
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------- adapters
+
+
+class KafkaUnavailable(Exception):
+    pass
+
+
+class CommandPublisher:
+    """A FastStream producer of sync commands, (re)connected on demand."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap = bootstrap_servers
+        self._broker: KafkaBroker | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> KafkaBroker:
+        async with self._lock:
+            if self._broker is not None:
+                return self._broker
+            broker = KafkaBroker(
+                self._bootstrap, client_id="query-api", acks="all", enable_idempotence=True,
+                request_timeout_ms=int(KAFKA_PUBLISH_TIMEOUT_S * 1000),
+                logger=logging.getLogger("query_api.broker"),
+            )
+            try:
+                async with asyncio.timeout(KAFKA_CONNECT_TIMEOUT_S):
+                    await ensure_topics(self._bootstrap)
+                    await broker.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await broker.stop()
+                raise
+            self._broker = broker
+            return broker
+
+    async def connect(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._connected()
+
+    async def publish(self, command: SyncCommand) -> None:
+        try:
+            broker = await self._connected()
+            async with asyncio.timeout(KAFKA_PUBLISH_TIMEOUT_S):
+                await broker.publish(command, SYNC_COMMANDS_TOPIC,
+                                     key=command.shop_id.encode("utf-8"))
+        except Exception as exc:
+            await self._reset()
+            raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _reset(self) -> None:
+        async with self._lock:
+            broker, self._broker = self._broker, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+
+    async def close(self) -> None:
+        await self._reset()
+
+
+class SyncJobs:
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        db = client[database]
+        self.jobs: AsyncCollection[Document] = db[SYNC_JOBS_COLLECTION]
+        self.checkpoints: AsyncCollection[Document] = db[SYNC_CHECKPOINTS_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        # One at a time: FerretDB 1.24 panics (and drops the connection) on a createIndexes of
+        # several indexes that all exist already.
+        for keys, name in SYNC_JOBS_INDEXES:
+            await self.jobs.create_indexes([IndexModel(keys, name=name)])
+
+
+# ---------------------------------------------------------------------------------- routes
+
+
+def _state(request: Request) -> tuple[SyncJobs, CommandPublisher]:
+    return request.app.state.sync_jobs, request.app.state.sync_publisher
+
+
+def sync_router(settings: Settings) -> APIRouter:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.mongodb_url,
+            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+            connectTimeoutMS=settings.mongodb_timeout_ms,
+            tz_aware=True,
+        )
+        jobs = SyncJobs(client, settings.mongodb_database)
+        publisher = CommandPublisher(settings.kafka_bootstrap_servers)
+        app.state.sync_jobs = jobs
+        app.state.sync_publisher = publisher
+        try:
+            await jobs.ensure_indexes()
+        except PyMongoError as exc:  # created by the ingestor too; queries work without
+            log.warning("sync_indexes_failed", error=str(exc))
+        connecting = asyncio.create_task(publisher.connect())  # warm up, never blocks start
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            await publisher.close()
+            await client.close()
+
+    router = APIRouter(prefix="/api/v1/sync", tags=["sync"], lifespan=lifespan)
+
+    @router.post(
+        "",
+        status_code=202,
+        response_model=SyncAccepted,
+        responses={
+            503: {"model": ErrorMessage, "description": "Kafka or MongoDB unreachable"},
+            **AUTH_ERRORS,
+        },
+        summary="Sync Return: fetch new or changed returns of a shop from TikTok Shop",
+    )
+    async def request_sync(body: SyncRequest, request: Request, caller: Caller) -> SyncAccepted:
+        caller.require(body.shop_id)
+        jobs, publisher = _state(request)
+        command = SyncCommand(shop_id=body.shop_id, since=body.since, until=body.until,
+                              requested_by="api")
+        job_id = str(command.command_id)
+        try:
+            await jobs.jobs.insert_one(queued_job_document(command))
+        except PyMongoError as exc:
+            log.warning("sync_job_insert_failed", error=str(exc))
+            raise HTTPException(503, "the database is not reachable") from exc
+        try:
+            await publisher.publish(command)
+        except KafkaUnavailable as exc:
+            log.warning("sync_command_publish_failed", shop_id=body.shop_id, error=str(exc))
+            with contextlib.suppress(PyMongoError):
+                await jobs.jobs.delete_one({"_id": job_id, "status": "queued"})
+            raise HTTPException(503, "the event bus (Kafka) is not reachable; retry later"
+                                ) from exc
+        log.info("sync_requested", command_id=job_id, shop_id=body.shop_id,
+                 since=body.since, until=body.until)
+        return SyncAccepted(command_id=command.command_id)
+
+    # Registered before `/{command_id}`, which would otherwise match "status".
+    @router.get(
+        "/status",
+        response_model=SyncStatus,
+        responses={400: {"model": ErrorMessage, "description": "invalid parameters"},
+                   **AUTH_ERRORS},
+        summary="A shop's last successful sync and its queued or running job",
+    )
+    async def sync_status(
+        request: Request,
+        caller: Caller,
+        shop_id: Annotated[str, Query(min_length=1, max_length=128)],
+    ) -> SyncStatus:
+        caller.require(shop_id)
+        jobs, _ = _state(request)
+        try:
+            checkpoint = await jobs.checkpoints.find_one({"_id": shop_id}) or {}
+            active = await jobs.jobs.find_one(
+                {"shop_id": shop_id, "status": {"$in": ["queued", "running"]}},
+                sort=[("created_at", -1)],
+            )
+        except PyMongoError as exc:
+            raise HTTPException(503, "the database is not reachable") from exc
+        synced_until = checkpoint.get("synced_until")
+        return SyncStatus(
+            shop_id=shop_id,
+            last_success_at=_utc(checkpoint.get("last_success_at")),
+            synced_until=int(synced_until) if synced_until is not None else None,
+            running=SyncJob.from_document(active) if active is not None else None,
+        )
+
+    @router.get(
+        "/{command_id}",
+        response_model=SyncJob,
+        responses={404: {"model": ErrorMessage, "description": "no such sync job"},
+                   **AUTH_ERRORS},
+        summary="One sync job: status, window and counts",
+    )
+    async def get_sync_job(command_id: UUID, request: Request, caller: Caller) -> SyncJob:
+        jobs, _ = _state(request)
+        try:
+            doc = await jobs.jobs.find_one({"_id": str(command_id)})
+        except PyMongoError as exc:
+            raise HTTPException(503, "the database is not reachable") from exc
+        if doc is None:
+            raise HTTPException(404, f"sync job {command_id} not found")
+        caller.require(str(doc.get("shop_id")))
+        return SyncJob.from_document(doc)
+
+    return router
+
+
+def queued_job_document(command: SyncCommand) -> Document:
+    """The job as the API records it before publishing (the ingestor's `sync_jobs` layout)."""
+    return {
+        "_id": str(command.command_id),
+        "shop_id": command.shop_id,
+        "status": "queued",
+        "since": command.since,
+        "until": command.until,
+        "requested_by": command.requested_by,
+        "pages": 0,
+        "returns_seen": 0,
+        "events_published": 0,
+        "rejected": 0,
+        "error": None,
+        "attempts": 0,
+        "created_at": command.requested_at,
+        "started_at": None,
+        "finished_at": None,
+    }
