@@ -587,7 +587,8 @@ async def test_state_machine_reconnects_after_a_kafka_outage(
     early, late = split_first_deliveries(events)
 
     database, group = harness.names("kafka")
-    sm = harness.state_machine("kafka-outage", database, group)
+    # A consumer wedged by the broker restart is replaced by the watchdog after 20 s.
+    sm = harness.state_machine("kafka-outage", database, group, STATE_MACHINE_STALL_SECONDS="20")
     await produce(harness.kafka_bootstrap, early)
     target0 = await end_offsets(harness.kafka_bootstrap)
     await wait_caught_up(harness, group, target0, [sm])

@@ -1,7 +1,21 @@
+"""`python -m state_machine`: consume the events topic until stopped.
+
+A consumer the watchdog finds stalled is replaced by a fresh one in the same process."""
+
 import asyncio
 
 from state_machine.app import create_app
 from state_machine.settings import Settings
 
+
+def main() -> None:
+    settings = Settings()
+    while True:
+        app, watchdog = create_app(settings)
+        asyncio.run(app.run())
+        if not watchdog.stalled:
+            break
+
+
 if __name__ == "__main__":
-    asyncio.run(create_app(Settings()).run())
+    main()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -24,6 +26,7 @@ from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from contracts.topology import ensure_topics
 from state_machine import metrics
 from state_machine.batch import Delivery
+from state_machine.kafka_admin import topic_partitions
 from state_machine.logging_setup import configure_logging
 from state_machine.processor import BatchProcessor
 from state_machine.repository import ActiveReturns, ReturnsRepository
@@ -56,7 +59,56 @@ async def retry_forever(what: str, action: Any) -> Any:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def create_app(settings: Settings) -> FastStream:
+class Watchdog:
+    """Notices a consumer that has stopped fetching while records wait (seen with aiokafka
+    after a broker restart: the group never rejoins) and stops the app, so that `__main__`
+    starts a fresh consumer. Time spent inside a batch (e.g. retrying while MongoDB is down)
+    is progress, not a stall. Stored offsets make the restart harmless."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.last_progress = time.monotonic()
+        self.busy = False
+        self.stalled = False
+
+    async def lag(self) -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                    group_id=self.settings.state_machine_group_id,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(EVENTS_TOPIC, p) for p in
+                          await topic_partitions(self.settings.kafka_bootstrap_servers,
+                                                 EVENTS_TOPIC)]
+            end = await consumer.end_offsets(partitions) if partitions else {}
+            lag = 0
+            for tp, last in end.items():
+                lag += last - (await consumer.committed(tp) or 0)
+            return lag
+        finally:
+            await consumer.stop()
+
+    async def watch(self, app: FastStream) -> None:
+        limit = self.settings.state_machine_stall_seconds
+        while True:
+            await asyncio.sleep(limit / 4)
+            if self.busy or time.monotonic() - self.last_progress < limit:
+                continue
+            try:
+                lag = await asyncio.wait_for(self.lag(), limit)
+            except Exception as exc:  # Kafka unreachable: the consumer is not to blame
+                log.warning("watchdog could not read the lag", error=repr(exc))
+                continue
+            if lag > 0:
+                log.error("consumer stalled: no batch for a while although records wait; "
+                          "restarting it", lag=lag, idle_seconds=limit)
+                self.stalled = True
+                app.exit()
+                return
+            self.last_progress = time.monotonic()
+
+
+def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     configure_logging(settings.log_level)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
@@ -90,9 +142,14 @@ def create_app(settings: Settings) -> FastStream:
     async def on_events(_: list[bytes | None], msg: KafkaMessage) -> None:
         deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
         processor: BatchProcessor = state["processor"]
-        with metrics.BATCH_SECONDS.time():
-            await retry_forever("apply batch", lambda: processor.process(deliveries))
-        await msg.ack()
+        watchdog.busy = True
+        try:
+            with metrics.BATCH_SECONDS.time():
+                await retry_forever("apply batch", lambda: processor.process(deliveries))
+            await msg.ack()
+        finally:
+            watchdog.busy = False
+            watchdog.last_progress = time.monotonic()
 
     @broker.subscriber(
         REJECTED_TOPIC,
@@ -117,6 +174,7 @@ def create_app(settings: Settings) -> FastStream:
         await msg.ack()
 
     app = FastStream(broker)
+    watchdog = Watchdog(settings)
 
     @app.on_startup
     async def start() -> None:
@@ -126,13 +184,29 @@ def create_app(settings: Settings) -> FastStream:
         repository = await retry_forever("create indexes", returns)
         state["repository"] = repository
         state["processor"] = BatchProcessor(returns, publish_rejections)
-        start_http_server(settings.state_machine_metrics_port, settings.state_machine_metrics_host)
+        serve_metrics(settings)
         log.info("state machine starting", collection=repository.returns.name,
                  metrics=f"http://{settings.state_machine_metrics_host}:"
                          f"{settings.state_machine_metrics_port}/metrics")
 
+    @app.after_startup
+    async def watch() -> None:
+        state["watchdog"] = asyncio.create_task(watchdog.watch(app))
+
     @app.after_shutdown
     async def stop() -> None:
+        if "watchdog" in state:
+            state["watchdog"].cancel()
         await mongo.close()
 
-    return app
+    return app, watchdog
+
+
+_metrics_served: list[int] = []
+
+
+def serve_metrics(settings: Settings) -> None:
+    """Once per process, also when the app is started again after a stall."""
+    if not _metrics_served:
+        start_http_server(settings.state_machine_metrics_port, settings.state_machine_metrics_host)
+        _metrics_served.append(settings.state_machine_metrics_port)

@@ -21,12 +21,12 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from contracts.read_model import ACTIVE_READ_MODEL_ID, META_COLLECTION, RETURNS_COLLECTION_PREFIX
 from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery
+from state_machine.kafka_admin import topic_partitions
 from state_machine.logging_setup import configure_logging
 from state_machine.processor import BatchProcessor, no_rejections
 from state_machine.repository import ActiveReturns, active_returns_collection
@@ -50,20 +50,6 @@ async def _read_to_end(consumer: AIOKafkaConsumer, processor: BatchProcessor,
     return consumed
 
 
-async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
-    """The topic's partition ids. (Not `consumer.partitions_for_topic`: a consumer that has
-    subscribed to nothing has no metadata for the topic, and `consumer.topics()` does not
-    store what it fetches, so that answers None.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(int(p["partition"]) for t in described
-                  if t["topic"] == topic and t["error_code"] == 0 for p in t["partitions"])
-
-
 async def replay(settings: Settings, collection: str | None = None, switch: bool = True) -> str:
     """Rebuild into `collection` (default: a new timestamped one); return its name."""
     name = collection or f"{RETURNS_COLLECTION_PREFIX}_{time.strftime('%Y%m%d%H%M%S')}"
@@ -77,8 +63,8 @@ async def replay(settings: Settings, collection: str | None = None, switch: bool
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(EVENTS_TOPIC, p)
-                      for p in await _partitions(settings.kafka_bootstrap_servers, EVENTS_TOPIC)]
+        ids = await topic_partitions(settings.kafka_bootstrap_servers, EVENTS_TOPIC)
+        partitions = [TopicPartition(EVENTS_TOPIC, p) for p in ids]
         if not partitions:
             raise SystemExit(f"topic {EVENTS_TOPIC} not found")
         consumer.assign(partitions)

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     # The returns collection this process writes; empty: the active one named in `meta`.
     state_machine_collection: str = ""
     state_machine_max_batch: int = 500
+    # No batch for this long while records wait: the consumer is replaced (see app.Watchdog).
+    state_machine_stall_seconds: float = 60.0
     state_machine_metrics_port: int = 8002
     state_machine_metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
