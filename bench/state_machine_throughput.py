@@ -33,6 +33,7 @@ from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
 from contracts.topology import ensure_topics
+from state_machine.repository import bulk_write_chunked, write_chunk_size
 
 # A request the buyer appeals over and over before it is approved: every event is a valid
 # transition, so each one is applied and recorded, whatever the events-per-return ratio.
@@ -130,6 +131,7 @@ async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartiti
 async def time_bare_loop(srv: Servers, database: str, end: dict[TopicPartition, int]) -> float:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(srv.mongodb_url)
     collection = mongo[database]["bare"]
+    chunk = await write_chunk_size(mongo[database])  # the same limit the state machine obeys
     consumer = AIOKafkaConsumer(bootstrap_servers=srv.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     started = time.perf_counter()
@@ -143,12 +145,12 @@ async def time_bare_loop(srv: Servers, database: str, end: dict[TopicPartition, 
                 for record in records:
                     latest[record.key] = record
             if latest:
-                await collection.bulk_write([
+                await bulk_write_chunked(collection, [
                     UpdateOne({"_id": key.decode()},
                               {"$set": {"offset": r.offset, "value": r.value.decode()}},
                               upsert=True)
                     for key, r in latest.items()
-                ], ordered=False)
+                ], chunk)
         return time.perf_counter() - started
     finally:
         await consumer.stop()

@@ -168,16 +168,18 @@ class SyncStore:
         token = uuid.uuid4().hex
         lease = {"token": token, "command_id": command_id,
                  "expires_at": now + timedelta(seconds=ttl_s)}
-        try:
-            taken = await self.checkpoints.find_one_and_update(
-                {"_id": shop_id,
-                 "$or": [{"lease": {"$exists": False}}, {"lease.expires_at": {"$lt": now}}]},
-                {"$set": {"lease": lease}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:  # the document exists and its lease is held
-            return None
+        # Make sure the document exists, then take the lease without an upsert: an upsert that
+        # meets a held lease fails on the duplicate _id, and FerretDB 1.24 was seen to leak a
+        # PostgreSQL connection on every such failure until its pool ran dry and it hung.
+        await self.checkpoints.update_one(
+            {"_id": shop_id}, {"$setOnInsert": {"_id": shop_id}}, upsert=True
+        )
+        taken = await self.checkpoints.find_one_and_update(
+            {"_id": shop_id,
+             "$or": [{"lease": {"$exists": False}}, {"lease.expires_at": {"$lt": now}}]},
+            {"$set": {"lease": lease}},
+            return_document=ReturnDocument.AFTER,
+        )
         if taken is None or taken.get("lease", {}).get("token") != token:
             return None
         return Lease(shop_id, token, command_id)

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult
 from pymongo.write_concern import WriteConcern
 
 from contracts.messages import RejectedEvent
@@ -31,6 +32,43 @@ from state_machine.batch import Change, Stored
 
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
+
+# FerretDB 1.24 (PostgreSQL backend) holds one connection of its pool of 50 for every update
+# statement of a command until the command ends: an update command of more than ~49 statements
+# on existing documents deadlocks it for good. Bulk writes to it go in chunks well below that
+# (other clients share the pool); real MongoDB takes large batches.
+FERRETDB_WRITE_CHUNK = 20
+MONGODB_WRITE_CHUNK = 1000
+
+
+async def write_chunk_size(db: AsyncDatabase[Document]) -> int:
+    info = await db.command("buildInfo")
+    return FERRETDB_WRITE_CHUNK if "ferretdbVersion" in info else MONGODB_WRITE_CHUNK
+
+
+async def bulk_write_chunked(
+    collection: AsyncCollection[Document], ops: list[Any], chunk: int
+) -> BulkWriteResult:
+    """`bulk_write(ops, ordered=False)` in commands of at most `chunk` operations; the results
+    are summed. A BulkWriteError of a chunk is raised after the remaining chunks ran."""
+    matched = inserted = 0
+    errors: list[dict[str, Any]] = []
+    for start in range(0, len(ops), chunk):
+        try:
+            result = await collection.bulk_write(ops[start: start + chunk], ordered=False)
+            matched += result.matched_count
+            inserted += result.inserted_count
+        except BulkWriteError as exc:
+            matched += exc.details.get("nMatched", 0)
+            inserted += exc.details.get("nInserted", 0)
+            errors += exc.details.get("writeErrors", [])
+    if errors:
+        raise BulkWriteError({"writeErrors": errors, "nMatched": matched, "nInserted": inserted})
+    return BulkWriteResult(
+        {"nMatched": matched, "nInserted": inserted, "nUpserted": 0, "nModified": 0,
+         "nRemoved": 0, "upserted": []},
+        acknowledged=True,
+    )
 
 
 async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
@@ -56,14 +94,17 @@ class ActiveReturns:
     async def __call__(self) -> ReturnsRepository:
         name = self.fixed or await active_returns_collection(self.db)
         if name not in self._repositories:
-            repository = ReturnsRepository(self.client, self.database, name)
+            chunk = await write_chunk_size(self.db)
+            repository = ReturnsRepository(self.client, self.database, name, chunk)
             await repository.ensure_indexes()
             self._repositories[name] = repository
         return self._repositories[name]
 
 
 class ReturnsRepository:
-    def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str,
+                 write_chunk: int = FERRETDB_WRITE_CHUNK) -> None:
+        self.write_chunk = write_chunk
         durable = WriteConcern(w="majority", j=True)
         db = client.get_database(database, write_concern=durable)
         self.returns = db.get_collection(collection)
@@ -107,7 +148,7 @@ class ReturnsRepository:
             else:
                 ops.append(ReplaceOne({"_id": change.key, "version": change.expected_version}, doc))
         try:
-            result = await self.returns.bulk_write(ops, ordered=False)
+            result = await bulk_write_chunked(self.returns, ops, self.write_chunk)
             if result.matched_count + result.inserted_count == len(ops):
                 return set()
         except BulkWriteError as exc:
@@ -121,7 +162,8 @@ class ReturnsRepository:
         """Keep rejections where the API can list them; the same rejection twice is one."""
         if not rejections:
             return
-        await self.rejections.bulk_write(
+        await bulk_write_chunked(
+            self.rejections,
             [
                 UpdateOne(
                     {"_id": r.rejection_id},
@@ -130,5 +172,5 @@ class ReturnsRepository:
                 )
                 for r in rejections
             ],
-            ordered=False,
+            self.write_chunk,
         )

@@ -309,7 +309,9 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgres://{PG_USER}@{HOST}:{self.port}/{FERRET_DB}"
+        # FerretDB's own default pool is 50 connections, and it holds one per update statement
+        # until the command ends (see state_machine.repository): give it headroom.
+        return f"postgres://{PG_USER}@{HOST}:{self.port}/{FERRET_DB}?pool_max_conns=150"
 
     @property
     def running(self) -> bool:
