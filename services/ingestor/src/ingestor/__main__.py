@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uvicorn
 
+from contracts.logs import configure_logging
 from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
-from ingestor.logging_setup import configure_logging
 from ingestor.metrics import IngestorMetrics
 from ingestor.settings import Settings
 from ingestor.sync import SyncService

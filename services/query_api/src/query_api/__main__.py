@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uvicorn
 
+from contracts.logs import configure_logging
 from query_api.api import create_app
-from query_api.logging_setup import configure_logging
 from query_api.settings import Settings
 
 

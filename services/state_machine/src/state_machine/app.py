@@ -21,13 +21,13 @@ from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from contracts.logs import configure_logging
 from contracts.messages import RejectedEvent
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from contracts.topology import ensure_topics
 from state_machine import metrics
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
-from state_machine.logging_setup import configure_logging
 from state_machine.processor import BatchProcessor
 from state_machine.repository import ActiveReturns, ReturnsRepository
 from state_machine.settings import Settings

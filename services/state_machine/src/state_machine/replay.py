@@ -23,11 +23,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
+from contracts.logs import configure_logging
 from contracts.read_model import ACTIVE_READ_MODEL_ID, META_COLLECTION, RETURNS_COLLECTION_PREFIX
 from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
-from state_machine.logging_setup import configure_logging
 from state_machine.processor import BatchProcessor, no_rejections
 from state_machine.repository import ActiveReturns, active_returns_collection
 from state_machine.settings import Settings

@@ -1,4 +1,5 @@
-"""Structured JSON logs for the query API and the libraries it uses (uvicorn, pymongo)."""
+"""Structured JSON logs (structlog), the same for every service and the libraries it uses:
+one JSON object per line on stderr. Shared here so the three services log alike."""
 
 from __future__ import annotations
 
