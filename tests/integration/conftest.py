@@ -35,6 +35,7 @@ SYNC_SHOPS: dict[str, tuple[str, str | None]] = {
     "gen-202309": ("202309", None),
     "api": ("202309", None),
     "cli": ("legacy", None),
+    "dashboard": ("202309", None),
 }
 
 

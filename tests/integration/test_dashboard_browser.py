@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-DASHBOARD_SYNC_SHOP = "dashboard"  # name in the stack's SYNC_SHOPS, when it is configured there
+DASHBOARD_SYNC_SHOP = "dashboard"  # its name in the stack's SYNC_SHOPS
 SIM_RETURNS = 40
 T = 1_732_700_000
 
@@ -127,18 +127,13 @@ def browser_page() -> Iterator[Page]:
 
 def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Page) -> None:
     page = browser_page
-    sync_shops: dict[str, str] = getattr(stack, "sync_shops", {})
-    sim_url: str = getattr(stack, "sim_url", "")
-    syncable = DASHBOARD_SYNC_SHOP in sync_shops and bool(sim_url)
-    shop = sync_shops[DASHBOARD_SYNC_SHOP] if syncable else f"dash-{uuid.uuid4().hex[:8]}"
-
+    shop = stack.shop(DASHBOARD_SYNC_SHOP)
     seeded = seed_webhooks(stack, shop)
-    if syncable:
-        generated = httpx.post(
-            f"{sim_url}/_sim/returns/generate",
-            json={"shop_id": shop, "count": SIM_RETURNS, "api_version": "202309"},
-        )
-        assert generated.status_code == 200, generated.text
+    generated = httpx.post(
+        f"{stack.sim_url}/_sim/returns/generate",
+        json={"shop_id": shop, "count": SIM_RETURNS, "api_version": "202309"},
+    )
+    assert generated.status_code == 200, generated.text
 
     page.goto(f"{stack.query_url}/?token={TOKEN}&shop={shop}")
     expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15_000)
@@ -146,33 +141,15 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     expect(page.locator("#shop")).to_have_value(shop)
 
     # -- Sync Returns: fetch the simulator's returns through the button
-    sync_skip: str | None = None
-    probe = httpx.get(
-        f"{stack.query_url}/api/v1/sync/status", params={"shop_id": shop}, headers=stack.auth
-    )
-    if probe.status_code == 404 and "sync" not in httpx.get(
-        f"{stack.query_url}/openapi.json"
-    ).text:
-        sync_skip = "the sync endpoints (POST /api/v1/sync) do not exist yet"
-    else:
-        page.click("#sync-button")
-        status = page.locator("#sync-status")
-        expect(status).to_have_attribute(
-            "data-state", re.compile("succeeded|failed"), timeout=90_000
-        )
-        if syncable:
-            expect(status).to_have_attribute("data-state", "succeeded")
-            expect(status).to_contain_text("Sync finished")
-            expect(page.locator("#last-sync")).to_contain_text("Last successful sync")
-        else:
-            # The shop is not one the session ingestor may sync: the job ends failed, and the
-            # dashboard says why. Add "dashboard" to SYNC_SHOPS to sync for real.
-            expect(status).to_contain_text("not configured")
+    page.click("#sync-button")
+    status = page.locator("#sync-status")
+    expect(status).to_have_attribute("data-state", re.compile("succeeded|failed"), timeout=90_000)
+    expect(status).to_have_attribute("data-state", "succeeded")
+    expect(status).to_contain_text("Sync finished")
+    expect(page.locator("#last-sync")).to_contain_text("Last successful sync")
 
     # A synced return the state machine cannot apply is rejected, not listed: expect some.
-    counts = wait_for_settled_counts(
-        stack, shop, len(seeded) + (1 if syncable and not sync_skip else 0)
-    )
+    counts = wait_for_settled_counts(stack, shop, len(seeded) + 1)
 
     # -- every tab, in the contract's order, shows the API's count
     meta = api_get(stack, "/api/v1/meta/tabs")
@@ -253,9 +230,6 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     expect(page.locator('[data-tab="ALL"]')).to_have_attribute(
         "data-count", str(counts["ALL"] + 1), timeout=15_000
     )
-
-    if sync_skip:
-        pytest.skip(f"everything but the Sync step passed; Sync skipped: {sync_skip}")
 
 
 def test_without_a_token_the_dashboard_asks_for_one(stack: Stack, browser_page: Page) -> None:
