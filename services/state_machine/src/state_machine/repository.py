@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from cachetools import LRUCache
 from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -102,9 +103,16 @@ class ActiveReturns:
 
 
 class ReturnsRepository:
+    """Keeps what it wrote last in a bounded cache: a consumer owns its partitions, so the next
+    batch for a return usually finds it there instead of reading it back (on FerretDB an `$in`
+    read scans the whole collection). A stale entry (another consumer wrote the return during a
+    rebalance) is harmless: its version no longer matches, the write is refused, the entry is
+    dropped and the return is read from the database and planned again."""
+
     def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str,
-                 write_chunk: int = FERRETDB_WRITE_CHUNK) -> None:
+                 write_chunk: int = FERRETDB_WRITE_CHUNK, cache_size: int = 50_000) -> None:
         self.write_chunk = write_chunk
+        self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
         durable = WriteConcern(w="majority", j=True)
         db = client.get_database(database, write_concern=durable)
         self.returns = db.get_collection(collection)
@@ -115,13 +123,18 @@ class ReturnsRepository:
         await ensure_indexes(self.rejections, REJECTIONS_INDEXES)
 
     async def load(self, keys: Iterable[str]) -> dict[str, Stored]:
-        wanted = list(set(keys))
-        if not wanted:
-            return {}
         found: dict[str, Stored] = {}
+        wanted = []
+        for key in set(keys):
+            if key in self.cache:
+                found[key] = self.cache[key]
+            else:
+                wanted.append(key)
+        if not wanted:
+            return found
         async for doc in self.returns.find({"_id": {"$in": wanted}}):
             position = doc.get("applied", {})
-            found[doc["_id"]] = Stored(
+            found[doc["_id"]] = self.cache[doc["_id"]] = Stored(
                 state=ReturnState.model_validate(doc),
                 partition=int(position.get("partition", -1)),
                 offset=int(position.get("offset", -1)),
@@ -148,13 +161,27 @@ class ReturnsRepository:
             else:
                 ops.append(ReplaceOne({"_id": change.key, "version": change.expected_version}, doc))
         try:
+            lost = await self._write(ops, [c.key for c in changes], batch_id)
+        except BaseException:
+            for change in changes:  # some may be written, some not: read them back next time
+                self.cache.pop(change.key, None)
+            raise
+        for change in changes:
+            if change.key in lost:
+                self.cache.pop(change.key, None)
+            else:
+                self.cache[change.key] = Stored(change.state, change.partition, change.offset,
+                                                (change.expected_version or 0) + 1)
+        return lost
+
+    async def _write(self, ops: list[Any], keys: list[str], batch_id: str) -> set[str]:
+        try:
             result = await bulk_write_chunked(self.returns, ops, self.write_chunk)
             if result.matched_count + result.inserted_count == len(ops):
                 return set()
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-        keys = [c.key for c in changes]
         ours = self.returns.find({"_id": {"$in": keys}, "written_by": batch_id}, {"_id": 1})
         return set(keys) - {doc["_id"] async for doc in ours}
 
