@@ -49,6 +49,7 @@ replay: deps
 
 bench: install
 	$(VENV_PY) -m bench.state_machine_throughput
+	$(VENV_PY) -m bench.query_latency
 
 schemas: deps
 	$(VENV_PY) -m contracts.schemas
