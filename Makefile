@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 VENV_PY := .venv/bin/python
 
-.PHONY: install deps browser infra run test lint unit integration replay bench schemas sync clean
+.PHONY: install deps browser infra run test lint unit integration replay bench schemas clean
 
 install: deps infra
 
