@@ -54,11 +54,12 @@ from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent, SyncCommand
+from contracts.read_model import FINISHED_JOB_STATUSES, JobStatus
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
 from ingestor.settings import Settings, ShopConfig
-from ingestor.sync_jobs import FINISHED, Document, JobStatus, Lease, SyncStore
+from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient
 from ingestor.tiktok_mapping import Rejected
 from ingestor.webhooks import raw_text
@@ -367,7 +368,7 @@ class SyncService:
         except PyMongoError as exc:
             bound.warning("sync_indexes_failed", error=str(exc))
         job: Document = await _retry_forever("receive", lambda: self.store.receive(command))
-        if job.get("status") in FINISHED:
+        if job.get("status") in FINISHED_JOB_STATUSES:
             bound.info("sync_command_already_done", status=job.get("status"))
             self.metrics.sync_jobs.labels(result=SyncResult.SKIPPED.value).inc()
             return SyncResult.SKIPPED

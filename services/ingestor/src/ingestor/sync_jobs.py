@@ -19,59 +19,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from contracts.indexes import ensure_indexes
 from contracts.messages import SyncCommand
-from contracts.read_model import SYNC_CHECKPOINTS_COLLECTION, SYNC_JOBS_COLLECTION
-
-Document = dict[str, Any]
-
-# (keys, name) of the indexes the sync queries need (the query API creates the same ones).
-SYNC_JOBS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
-    ([("shop_id", ASCENDING), ("created_at", DESCENDING)], "shop_created"),
-    ([("shop_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
-     "shop_status_created"),
+from contracts.read_model import (
+    SYNC_CHECKPOINTS_COLLECTION,
+    SYNC_JOBS_COLLECTION,
+    SYNC_JOBS_INDEXES,
+    JobStatus,
+    queued_sync_job,
 )
 
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-FINISHED = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value})
+Document = dict[str, Any]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def queued_job(command: SyncCommand, created_at: datetime | None = None) -> Document:
-    """The document of a job nobody has started yet."""
-    return {
-        "_id": str(command.command_id),
-        "shop_id": command.shop_id,
-        "status": JobStatus.QUEUED.value,
-        "since": command.since,
-        "until": command.until,
-        "requested_by": command.requested_by,
-        "pages": 0,
-        "returns_seen": 0,
-        "events_published": 0,
-        "rejected": 0,
-        "error": None,
-        "attempts": 0,
-        "created_at": created_at or command.requested_at,
-        "started_at": None,
-        "finished_at": None,
-    }
 
 
 @dataclass(frozen=True)
@@ -99,10 +67,7 @@ class SyncStore:
     async def ensure_indexes(self) -> None:
         if self._indexed:
             return
-        # One at a time: FerretDB 1.24 panics (and drops the connection) on a createIndexes of
-        # several indexes that all exist already, i.e. on every restart.
-        for keys, name in SYNC_JOBS_INDEXES:
-            await self.jobs.create_indexes([IndexModel(keys, name=name)])
+        await ensure_indexes(self.jobs, SYNC_JOBS_INDEXES)
         self._indexed = True
 
     # ---------------------------------------------------------------------------------- jobs
@@ -113,7 +78,7 @@ class SyncStore:
         found = await self.jobs.find_one({"_id": job_id})
         if found is not None:
             return found
-        doc = queued_job(command, created_at=utcnow())
+        doc = queued_sync_job(command, created_at=utcnow())
         try:
             await self.jobs.insert_one(doc)
         except DuplicateKeyError:  # recorded meanwhile (the API's insert, or a race)

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from contracts.indexes import ensure_indexes
 from contracts.messages import return_key
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
@@ -31,14 +32,6 @@ log = structlog.get_logger("query_api.repository")
 
 
 EXPORT_BATCH_SIZE = 500
-
-
-def returns_index_models() -> list[IndexModel]:
-    return [IndexModel(keys, name=name) for keys, name in RETURNS_INDEXES]
-
-
-def rejections_index_models() -> list[IndexModel]:
-    return [IndexModel(keys, name=name) for keys, name in REJECTIONS_INDEXES]
 
 
 class ReturnsRepository:
@@ -82,12 +75,8 @@ class ReturnsRepository:
         """Create every index of RETURNS_INDEXES on the active collection (and those of
         REJECTIONS_INDEXES on the rejections collection); return the returns collection's name."""
         name = await self.active_collection_name()
-        # One index per call: FerretDB 1.24 panics on a multi-index createIndexes whose
-        # indexes all exist already (real MongoDB does not mind either way).
-        for model in returns_index_models():
-            await self._db[name].create_indexes([model])
-        for model in rejections_index_models():
-            await self._db[REJECTIONS_COLLECTION].create_indexes([model])
+        await ensure_indexes(self._db[name], RETURNS_INDEXES)
+        await ensure_indexes(self._db[REJECTIONS_COLLECTION], REJECTIONS_INDEXES)
         self._indexed.add(name)
         log.info("indexes_ensured", collection=name, rejections=REJECTIONS_COLLECTION)
         return name

@@ -26,12 +26,18 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from contracts.indexes import ensure_indexes
 from contracts.messages import SyncCommand
-from contracts.read_model import SYNC_CHECKPOINTS_COLLECTION, SYNC_JOBS_COLLECTION
+from contracts.read_model import (
+    SYNC_CHECKPOINTS_COLLECTION,
+    SYNC_JOBS_COLLECTION,
+    SYNC_JOBS_INDEXES,
+    queued_sync_job,
+)
 from contracts.topics import SYNC_COMMANDS_TOPIC
 from contracts.topology import ensure_topics
 from query_api.auth import Caller
@@ -44,10 +50,6 @@ Document = dict[str, Any]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 KAFKA_CONNECT_TIMEOUT_S = 10.0
 KAFKA_PUBLISH_TIMEOUT_S = 10.0
-SYNC_JOBS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
-    ([("shop_id", 1), ("created_at", -1)], "shop_created"),
-    ([("shop_id", 1), ("status", 1), ("created_at", -1)], "shop_status_created"),
-)
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
     403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
@@ -197,10 +199,7 @@ class SyncJobs:
         self.checkpoints: AsyncCollection[Document] = db[SYNC_CHECKPOINTS_COLLECTION]
 
     async def ensure_indexes(self) -> None:
-        # One at a time: FerretDB 1.24 panics (and drops the connection) on a createIndexes of
-        # several indexes that all exist already.
-        for keys, name in SYNC_JOBS_INDEXES:
-            await self.jobs.create_indexes([IndexModel(keys, name=name)])
+        await ensure_indexes(self.jobs, SYNC_JOBS_INDEXES)
 
 
 # ---------------------------------------------------------------------------------- routes
@@ -256,7 +255,7 @@ def sync_router(settings: Settings) -> APIRouter:
                               requested_by="api")
         job_id = str(command.command_id)
         try:
-            await jobs.jobs.insert_one(queued_job_document(command))
+            await jobs.jobs.insert_one(queued_sync_job(command))
         except PyMongoError as exc:
             log.warning("sync_job_insert_failed", error=str(exc))
             raise HTTPException(503, "the database is not reachable") from exc
@@ -322,24 +321,3 @@ def sync_router(settings: Settings) -> APIRouter:
         return SyncJob.from_document(doc)
 
     return router
-
-
-def queued_job_document(command: SyncCommand) -> Document:
-    """The job as the API records it before publishing (the ingestor's `sync_jobs` layout)."""
-    return {
-        "_id": str(command.command_id),
-        "shop_id": command.shop_id,
-        "status": "queued",
-        "since": command.since,
-        "until": command.until,
-        "requested_by": command.requested_by,
-        "pages": 0,
-        "returns_seen": 0,
-        "events_published": 0,
-        "rejected": 0,
-        "error": None,
-        "attempts": 0,
-        "created_at": command.requested_at,
-        "started_at": None,
-        "finished_at": None,
-    }

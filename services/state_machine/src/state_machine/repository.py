@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError
 from pymongo.results import BulkWriteResult
 from pymongo.write_concern import WriteConcern
 
+from contracts.indexes import ensure_indexes
 from contracts.messages import RejectedEvent
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
@@ -75,12 +76,6 @@ async def bulk_write_chunked(
 async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
     meta = await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
     return str(meta["collection"]) if meta else DEFAULT_RETURNS_COLLECTION
-
-
-async def ensure_indexes(collection: AsyncCollection[Document],
-                         indexes: Iterable[tuple[list[tuple[str, int]], str]]) -> None:
-    for keys, name in indexes:
-        await collection.create_index(keys, name=name)
 
 
 class ActiveReturns:
