@@ -93,11 +93,44 @@ def _run_async_probe(coro_factory: Any) -> Any:
         return pool.submit(asyncio.run, coro_factory()).result()
 
 
+# --------------------------------------------------------------------------- common
+
+
+class _Server:
+    """A server run as one managed process: start it, wait until it answers, stop it."""
+
+    start_timeout = 60.0
+    stop_timeout = 30.0
+    _proc: ManagedProcess | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.running
+
+    def start_process(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def start(self, timeout: float | None = None) -> None:
+        self.start_process()
+        self.wait_ready(self.start_timeout if timeout is None else timeout)
+
+    def stop(self, *, kill: bool = False, timeout: float | None = None) -> None:
+        """Graceful, or ``kill=True`` for a crash (SIGKILL)."""
+        if self._proc is not None:
+            self._proc.stop(self.stop_timeout if timeout is None else timeout, kill=kill)
+            self._proc = None
+
+
 # --------------------------------------------------------------------------- Kafka
 
 
-class KafkaServer:
+class KafkaServer(_Server):
     """Single-node KRaft Kafka (broker + controller) on ``127.0.0.1:port``."""
+
+    start_timeout = 90.0
 
     def __init__(
         self,
@@ -133,10 +166,6 @@ class KafkaServer:
         except (OSError, ValueError, IndexError):
             pass
         return None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.running
 
     def _write_config(self) -> None:
         props = {
@@ -247,15 +276,6 @@ class KafkaServer:
         finally:
             await admin.close()
 
-    def start(self, timeout: float = 90.0) -> None:
-        self.start_process()
-        self.wait_ready(timeout)
-
-    def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
-        """Graceful (SIGTERM, controlled shutdown) or ``kill=True`` for a crash (SIGKILL)."""
-        if self._proc is not None:
-            self._proc.stop(timeout, kill=kill)
-            self._proc = None
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -283,7 +303,7 @@ def _postgres_can_reach(path: Path) -> bool:
     return True
 
 
-class PostgresServer:
+class PostgresServer(_Server):
     """PostgreSQL cluster in ``data_dir`` on ``127.0.0.1:port``, unix socket in ``data_dir``.
 
     As root, initdb/postgres run as the ``postgres`` OS user (they refuse root). If that
@@ -312,10 +332,6 @@ class PostgresServer:
         # FerretDB's own default pool is 50 connections, and it holds one per update statement
         # until the command ends (see state_machine.repository): give it headroom.
         return f"postgres://{PG_USER}@{HOST}:{self.port}/{FERRET_DB}?pool_max_conns=150"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.running
 
     def _bin(self, name: str) -> str:
         return str(self.paths.pg_bindir / name)
@@ -396,21 +412,15 @@ class PostgresServer:
                 [self._bin("createdb"), "-h", HOST, "-p", str(self.port), "-U", PG_USER, FERRET_DB]
             )
 
-    def start(self, timeout: float = 60.0) -> None:
-        self.start_process()
-        self.wait_ready(timeout)
-
-    def stop(self, *, kill: bool = False, timeout: float = 30.0) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout, kill=kill)
-            self._proc = None
 
 
 # --------------------------------------------------------------------------- FerretDB
 
 
-class FerretDBServer:
+class FerretDBServer(_Server):
     """FerretDB (embedded v1, PostgreSQL backend) speaking the MongoDB wire protocol."""
+
+    stop_timeout = 15.0
 
     def __init__(
         self,
@@ -431,10 +441,6 @@ class FerretDBServer:
     @property
     def url(self) -> str:
         return f"mongodb://{HOST}:{self.port}/"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.running
 
     def start_process(self) -> None:
         if self.running:
@@ -478,14 +484,6 @@ class FerretDBServer:
         wait_until("ferretdb port", lambda: tcp_connectable(self.port), timeout=timeout, proc=proc)
         wait_until("ferretdb ping", ping, timeout=timeout, proc=proc)
 
-    def start(self, timeout: float = 60.0) -> None:
-        self.start_process()
-        self.wait_ready(timeout)
-
-    def stop(self, *, kill: bool = False, timeout: float = 15.0) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout, kill=kill)
-            self._proc = None
 
 
 # --------------------------------------------------------------------------- all together
