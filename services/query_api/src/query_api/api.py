@@ -294,6 +294,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_seconds=settings.active_collection_cache_seconds,
         )
         app.state.repository = repository
+        app.state.mongo = client  # one connection pool for every router of this app
         stop = asyncio.Event()
         retry: asyncio.Task[None] | None = None
         try:

@@ -212,13 +212,9 @@ def _state(request: Request) -> tuple[SyncJobs, CommandPublisher]:
 def sync_router(settings: Settings) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_url,
-            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
-            connectTimeoutMS=settings.mongodb_timeout_ms,
-            tz_aware=True,
-        )
-        jobs = SyncJobs(client, settings.mongodb_database)
+        # Runs inside the app's own lifespan (FastAPI nests router lifespans), which opened
+        # the MongoDB client: reuse it rather than a second pool to the same server.
+        jobs = SyncJobs(app.state.mongo, settings.mongodb_database)
         publisher = CommandPublisher(settings.kafka_bootstrap_servers)
         app.state.sync_jobs = jobs
         app.state.sync_publisher = publisher
@@ -234,7 +230,6 @@ def sync_router(settings: Settings) -> APIRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting
             await publisher.close()
-            await client.close()
 
     router = APIRouter(prefix="/api/v1/sync", tags=["sync"], lifespan=lifespan)
 
