@@ -60,7 +60,6 @@ class BatchProcessor:
             metrics.OUTCOMES.labels(outcome.value).inc(count)
         for rejection in result.rejections:
             metrics.REJECTIONS.labels(rejection.reason.value).inc()
-        for rejection in result.rejections:
             log.info("event rejected", rejection_id=rejection.rejection_id,
                      reason=rejection.reason.value, detail=rejection.detail)
 
