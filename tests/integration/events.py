@@ -27,7 +27,7 @@ from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
 from contracts.topics import EVENTS_TOPIC
 from contracts.topology import ensure_topics
-from state_machine.domain import apply_events
+from state_machine.domain import fold_events
 
 T0 = 1_732_600_000
 OBSERVED_BASE = datetime(2024, 11, 26, 12, 0, tzinfo=UTC)
@@ -92,7 +92,7 @@ def lifecycle_events(
     """Valid lifecycles of `returns_per_shop` returns per shop, interleaved across returns (each
     return's own events keep their order). About `duplicate_rate` of the changes are delivered
     twice (the second time by "sync", sometimes with details the webhook lacked, sometimes much
-    later); a few changes are missed (a gap, inferred) or arrive late (stale)."""
+    later); a few changes are missed (a gap, inferred) or arrive late (folded in their place)."""
     rng = random.Random(seed)
     clock = clock or EventClock()
     ids = [(shop, f"r{n:05d}") for shop in shop_ids for n in range(returns_per_shop)]
@@ -107,7 +107,7 @@ def lifecycle_events(
             deliveries.append((status, t, reverse_type, EventSource.WEBHOOK_202309, None))
         if len(deliveries) > 3 and rng.random() < 0.1:  # a missed webhook: a gap
             del deliveries[rng.randrange(1, len(deliveries) - 1)]
-        if len(deliveries) > 2 and rng.random() < 0.1:  # a late one: stale
+        if len(deliveries) > 2 and rng.random() < 0.1:  # a late one
             deliveries.append(deliveries.pop(rng.randrange(1, len(deliveries) - 1)))
         for change in list(deliveries):
             if rng.random() < duplicate_rate:  # delivered again by sync, maybe with details
@@ -137,13 +137,13 @@ def lifecycle_events(
 
 def expected_states(events: Iterable[ReturnEvent]) -> dict[str, ReturnState]:
     """What the read model must hold for these events, folded in process by the domain rules
-    (each return's events in the order given, as one partition delivers them)."""
+    (in fold order, whatever order they are given in)."""
     per_return: dict[str, list[ReturnEvent]] = defaultdict(list)
     for e in events:
         per_return[e.key].append(e)
     states: dict[str, ReturnState] = {}
     for key, items in per_return.items():
-        state, _ = apply_events(None, items)
+        state = fold_events(items).state
         if state is not None:
             states[key] = state
     return states

@@ -23,6 +23,7 @@ from contracts.messages import (
     RejectedEvent,
     RejectionReason,
     ReturnDetails,
+    ReturnEvent,
     ReturnItem,
     return_key,
 )
@@ -33,11 +34,14 @@ from contracts.read_model import (
     REJECTIONS_COLLECTION,
     REJECTIONS_INDEXES,
     RETURNS_INDEXES,
-    HistoryEntry,
+    EventRecord,
     Outcome,
     ReturnState,
+    counts_collection,
+    events_collection,
 )
 from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
+from contracts.transitions import LIFECYCLE_RANK
 from devinfra.proc import free_port
 from query_api.api import create_app
 from query_api.export import csv_row
@@ -64,14 +68,12 @@ def make_return(
 ) -> Doc:
     """A read-model document exactly as the state machine writes it (plus bookkeeping)."""
     return_id = f"40353185040860{n:05d}"
-    entry = HistoryEntry(
-        event_id=f"{shop_id}:{return_id}:{status.value}:{update_time}",
-        status=status,
-        update_time=update_time,
-        outcome=Outcome.APPLIED,
-        source=EventSource.WEBHOOK_202309,
-        notification_id=f"n-{n}",
-        observed_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
+    details = ReturnDetails(
+        refund=Money(amount=Decimal("12.34"), currency="USD"),
+        reason="damaged",
+        items=(ReturnItem(sku_id="sku-1", product_name="Mug", quantity=1),),
+        tracking_number=f"TRK{n}",
+        request_time=T0 - 100,
     )
     state = ReturnState(
         shop_id=shop_id,
@@ -80,14 +82,7 @@ def make_return(
         status=status,
         reverse_type=reverse_type,
         update_time=update_time,
-        details=ReturnDetails(
-            refund=Money(amount=Decimal("12.34"), currency="USD"),
-            reason="damaged",
-            items=(ReturnItem(sku_id="sku-1", product_name="Mug", quantity=1),),
-            tracking_number=f"TRK{n}",
-            request_time=T0 - 100,
-        ),
-        history=(entry,),
+        details=details,
         anomaly=anomaly,
         first_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
         last_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
@@ -96,8 +91,37 @@ def make_return(
     return state.model_dump(mode="json") | {
         "_id": return_key(shop_id, return_id),
         "version": 3,
-        "last_offset": {"partition": 0, "offset": n},
+        "applied": {"partition": 0, "offset": n},
     }
+
+
+def history_document(doc: Doc) -> Doc:
+    """The one event of a seeded return, as the state machine stores it in its history."""
+    event = ReturnEvent(
+        shop_id=doc["shop_id"], return_id=doc["return_id"], order_id=doc["order_id"],
+        status=doc["status"], update_time=doc["update_time"], reverse_type=doc["reverse_type"],
+        details=ReturnDetails.model_validate(doc["details"]), source=EventSource.WEBHOOK_202309,
+        notification_id=f"n-{doc['return_id']}",
+        observed_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
+    )
+    record = EventRecord(
+        return_key=doc["_id"], shop_id=event.shop_id, update_time=event.update_time,
+        rank=LIFECYCLE_RANK[event.status], event=event, deliveries=2,
+        last_observed_at=event.observed_at, partition=0, offset=doc["applied"]["offset"],
+        outcome=Outcome.APPLIED,
+    )
+    return record.model_dump(mode="json") | {"_id": event.event_id}
+
+
+def counts_documents(docs: list[Doc]) -> list[Doc]:
+    """Status counts as the state machine keeps them: per shop and partition (here the
+    returns of even and odd number stand for two partitions)."""
+    tallies: dict[tuple[str, int], Counter[str]] = {}
+    for doc in docs:
+        partition = int(doc["applied"]["offset"]) % 2
+        tallies.setdefault((doc["shop_id"], partition), Counter())[doc["status"]] += 1
+    return [{"_id": f"{shop}:{p}", "shop_id": shop, "partition": p, "offset": 10_000,
+             "counts": dict(tally)} for (shop, p), tally in tallies.items()]
 
 
 def seed_documents() -> list[Doc]:
@@ -173,8 +197,12 @@ def database_name() -> str:
 @pytest.fixture(scope="module")
 async def mongo(mongodb_url: str, database_name: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
     client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    await client[database_name][DEFAULT_RETURNS_COLLECTION].insert_many(DOCS)
-    await client[database_name][REJECTIONS_COLLECTION].insert_many(REJECTION_DOCS)
+    db = client[database_name]
+    await db[DEFAULT_RETURNS_COLLECTION].insert_many(DOCS)
+    await db[events_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(
+        [history_document(d) for d in DOCS])
+    await db[counts_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(counts_documents(DOCS))
+    await db[REJECTIONS_COLLECTION].insert_many(REJECTION_DOCS)
     yield client
     await client.drop_database(database_name)
     await client.close()
@@ -227,6 +255,11 @@ async def test_list_returns_every_return_of_a_shop_newest_update_first(
 
 async def test_list_without_shop_returns_every_shop(api: httpx.AsyncClient) -> None:
     assert await list_ids(api) == newest_first(DOCS)
+
+
+async def test_list_items_carry_no_history(api: httpx.AsyncClient) -> None:
+    items = (await api.get("/api/v1/returns", params={"shop_id": SHOP_A})).json()["items"]
+    assert items and all("history" not in item for item in items)
 
 
 async def test_list_items_are_the_stored_return_with_its_id(api: httpx.AsyncClient) -> None:
@@ -373,7 +406,12 @@ async def test_detail_returns_the_return_with_its_history(api: httpx.AsyncClient
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == stored["_id"]
-    assert body["history"] == stored["history"]
+    (entry,) = body["history"]
+    assert entry["event_id"] == f"{stored['_id']}:{stored['status']}:{stored['update_time']}"
+    assert (entry["status"], entry["outcome"], entry["deliveries"]) == (
+        stored["status"], "applied", 2)
+    assert entry["notification_id"] == f"n-{stored['return_id']}"
+    assert entry["details"]["tracking_number"] == stored["details"]["tracking_number"]
     assert body["details"]["refund"] == {"amount": "12.34", "currency": "USD"}
 
 

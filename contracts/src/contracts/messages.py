@@ -97,6 +97,9 @@ class RejectionReason(StrEnum):
     FORBIDDEN_FOR_TYPE = "forbidden_for_type"
     UNDECODABLE = "undecodable"
     INVALID_EVENT = "invalid_event"
+    # An event whose effect could not be stored (e.g. a value the database cannot hold): it
+    # was taken out of its batch so that the events after it go on.
+    UNPROCESSABLE = "unprocessable"
 
 
 class RejectedEvent(_Message):
@@ -116,6 +119,10 @@ class RejectedEvent(_Message):
     event: ReturnEvent | None = None
     raw: str | None = Field(default=None, description="the input as received (utf-8, or base64:)")
     rejected_at: datetime = Field(default_factory=utcnow)
+    withdrawn: bool = Field(
+        default=False,
+        description="a later, earlier-dated event made this rejection moot: kept, marked withdrawn",
+    )
 
 
 class SyncCommand(_Message):

@@ -1,7 +1,15 @@
-"""The read model: one document per return, written by the state machine, read by the query API.
+"""The read model, written by the state machine and read by the query API:
 
-The state machine owns the rules that produce it (state_machine.domain); this module only says
-what a stored return looks like and which indexes serve the query API's queries.
+- a returns collection: one small document per return, its current state (`ReturnState`);
+- its history collection (`<returns>_events`): one document per distinct event of a return
+  (`EventRecord`), with the outcome the fold gave it, so a return's timeline has no size limit;
+- its counts collection (`<returns>_counts`): per shop and events-topic partition, how many
+  returns are in each status (`CountsDocument`), so the status tabs cost O(statuses).
+
+The three switch together (replay): `meta.active_read_model` names the returns collection and
+the others are named after it. The state machine owns the rules that produce them
+(state_machine.domain); this module only says what they look like and which indexes serve the
+query API's queries.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.messages import EventSource, RejectionReason, ReturnDetails, SyncCommand
+from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent, SyncCommand
 from contracts.statuses import ReturnStatus, ReverseType
 
 RETURNS_COLLECTION_PREFIX = "returns"
@@ -23,17 +31,33 @@ REJECTIONS_COLLECTION = "rejections"
 SYNC_JOBS_COLLECTION = "sync_jobs"
 SYNC_CHECKPOINTS_COLLECTION = "sync_checkpoints"
 
+# The layout of the read model. 2: history and counts in their own collections. A stored read
+# model of another version is rebuilt by replay (`make replay`), never read half-understood.
+READ_MODEL_SCHEMA_VERSION = 2
+
+
+def events_collection(returns_collection: str) -> str:
+    """The history collection that belongs to a returns collection."""
+    return f"{returns_collection}_events"
+
+
+def counts_collection(returns_collection: str) -> str:
+    """The status-counts collection that belongs to a returns collection."""
+    return f"{returns_collection}_counts"
+
 
 class Outcome(StrEnum):
     APPLIED = "applied"
     INFERRED = "inferred"
-    STALE = "stale"
+    STALE = "stale"  # not produced since events fold in order (README, "Order never matters")
     REJECTED = "rejected"
     DETAILS_UPDATED = "details_updated"
     DUPLICATE = "duplicate"  # never a history entry: counted on the return instead
 
 
 class HistoryEntry(BaseModel):
+    """One line of a return's timeline, as the API shows it."""
+
     model_config = ConfigDict(frozen=True)
 
     event_id: str | None  # None for an inferred status, which no event reported
@@ -47,10 +71,11 @@ class HistoryEntry(BaseModel):
     details: ReturnDetails | None = None
     reason: RejectionReason | None = None
     note: str | None = None
+    deliveries: int = 1
 
 
 class ReturnState(BaseModel):
-    """The current state of one return and everything that happened to it."""
+    """The current state of one return (its history is in the history collection)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,17 +87,44 @@ class ReturnState(BaseModel):
     update_time: int
     details: ReturnDetails
     details_as_of: dict[str, int] = {}  # per detail: update_time of the event it came from
-    history: tuple[HistoryEntry, ...]
     duplicate_count: int = 0
     anomaly: bool = False
     first_seen_at: datetime
     last_seen_at: datetime
 
-    @property
-    def known_event_ids(self) -> frozenset[str]:
-        return frozenset(h.event_id for h in self.history if h.event_id is not None)
+
+class EventRecord(BaseModel):
+    """One distinct event of a return in the history collection (`_id` = `event.event_id`):
+    the event merged over all its deliveries, how often it was delivered, the position of its
+    last counted delivery, and what the fold of its return's events made of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    return_key: str
+    shop_id: str
+    update_time: int  # the fold's order: (update_time, rank); top level for the index
+    rank: int
+    event: ReturnEvent
+    deliveries: int
+    last_observed_at: datetime
+    partition: int
+    offset: int
+    outcome: Outcome
+    inferred: tuple[ReturnStatus, ...] = ()  # statuses missed before this one (rule 6)
+    reason: RejectionReason | None = None
+    note: str | None = None
 
 
+class CountsDocument(BaseModel):
+    """How many returns of one shop are in each status, counting the events of one partition
+    up to `offset` (`_id` = "shop_id:partition")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shop_id: str
+    partition: int
+    offset: int
+    counts: dict[str, int]
 
 
 # (keys, name) of every index the query API's queries need on a returns collection.
@@ -84,6 +136,15 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("order_id", 1)], "shop_order"),
     ([("shop_id", 1), ("anomaly", 1), ("update_time", -1), ("_id", -1)], "shop_anomaly_updated"),
     ([("update_time", -1), ("_id", -1)], "updated"),
+)
+
+# The history of one return in fold order (the detail route and the state machine's refold).
+EVENTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
+    ([("return_key", 1), ("update_time", 1), ("rank", 1)], "return_order"),
+)
+
+COUNTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
+    ([("shop_id", 1), ("partition", 1)], "shop_partition"),
 )
 
 REJECTIONS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (

@@ -30,6 +30,22 @@ TRANSITIONS: Mapping[S, frozenset[S]] = {
     S.CANCEL_SUCCESS: frozenset(),
 }
 
+# The lifecycle order: how events of the same second are folded (update_time first, then this).
+# Every valid transition but the buyer's appeal (REJECT_APPLICATION -> APPLYING) moves forward
+# in it, so two same-second events that lead to each other fold in their likely real order.
+LIFECYCLE_ORDER: tuple[S, ...] = (
+    S.AFTERSALE_APPLYING,
+    S.AFTERSALE_REJECT_APPLICATION,
+    S.AFTERSALE_RETURNING,
+    S.AFTERSALE_BUYER_SHIPPED,
+    S.AFTERSALE_SELLER_REJECT_RECEIVE,
+    S.AFTERSALE_SUCCESS,
+    S.CANCEL_SUCCESS,
+    S.CLOSED,
+    S.COMPLETE,
+)
+LIFECYCLE_RANK: Mapping[S, int] = {status: rank for rank, status in enumerate(LIFECYCLE_ORDER)}
+
 TERMINAL: frozenset[S] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 # Statuses a REFUND_ONLY request never enters (the parcel exists only for RETURN_AND_REFUND).

@@ -34,6 +34,7 @@ from query_api.models import (
     Readiness,
     RejectionsPage,
     RejectionView,
+    ReturnDetailView,
     ReturnsPage,
     ReturnView,
     StatusCounts,
@@ -451,7 +452,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/api/v1/returns/{shop_id}/{return_id}",
-        response_model=ReturnView,
+        response_model=ReturnDetailView,
         responses={404: {"model": ErrorMessage, "description": "no such return"}, **AUTH_ERRORS},
         summary="One return with its history",
     )
@@ -460,14 +461,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         caller: Caller,
         shop_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN)],
         return_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN)],
-    ) -> ReturnView:
+    ) -> ReturnDetailView:
         caller.require(shop_id)
-        doc = await repository.get_return(shop_id, return_id)
-        if doc is None:
+        found = await repository.get_return(shop_id, return_id)
+        if found is None:
             raise HTTPException(
                 status_code=404, detail=f"return {return_id} of shop {shop_id} not found"
             )
-        return ReturnView.from_document(doc)
+        return ReturnDetailView.from_documents(*found)
 
     @app.get("/healthz", response_model=Health, summary="Liveness: the process answers")
     async def healthz() -> Health:

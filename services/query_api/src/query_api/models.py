@@ -6,12 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.messages import RejectedEvent
-from contracts.read_model import ReturnState
+from contracts.messages import RejectedEvent, ReturnDetails
+from contracts.read_model import EventRecord, HistoryEntry, Outcome, ReturnState
 
 
 class ReturnView(ReturnState):
-    """A return as stored in the read model, with its id and full history."""
+    """A return as the list shows it: its current state and id, without its history."""
 
     id: str = Field(description='"shop_id:return_id"')
 
@@ -19,6 +19,39 @@ class ReturnView(ReturnState):
     def from_document(cls, doc: dict[str, Any]) -> ReturnView:
         """Build from a read-model document (its bookkeeping fields are ignored)."""
         return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class ReturnDetailView(ReturnView):
+    """One return with its whole timeline, oldest first: every distinct event once, with what
+    it came to, and the statuses inferred between them."""
+
+    history: list[HistoryEntry]
+
+    @classmethod
+    def from_documents(cls, doc: dict[str, Any], events: list[dict[str, Any]]) -> ReturnDetailView:
+        records = [EventRecord.model_validate(e) for e in events]
+        records.sort(key=lambda r: (r.update_time, r.rank))
+        return cls.model_validate({**doc, "id": doc["_id"], "history": timeline(records)})
+
+
+def timeline(records: list[EventRecord]) -> list[HistoryEntry]:
+    """History entries of a return's events, in fold order."""
+    entries: list[HistoryEntry] = []
+    for record in records:
+        event = record.event
+        entries += [
+            HistoryEntry(event_id=None, status=status, update_time=event.update_time,
+                         outcome=Outcome.INFERRED, note=f"missed; implied by {event.event_id}")
+            for status in record.inferred
+        ]
+        entries.append(HistoryEntry(
+            event_id=event.event_id, status=event.status, update_time=event.update_time,
+            outcome=record.outcome, source=event.source, notification_id=event.notification_id,
+            actor=event.actor, observed_at=event.observed_at,
+            details=event.details if event.details != ReturnDetails() else None,
+            reason=record.reason, note=record.note, deliveries=record.deliveries,
+        ))
+    return entries
 
 
 class ReturnsPage(BaseModel):

@@ -19,11 +19,16 @@ from contracts.indexes import ensure_indexes
 from contracts.messages import return_key
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
+    COUNTS_INDEXES,
     DEFAULT_RETURNS_COLLECTION,
+    EVENTS_INDEXES,
     META_COLLECTION,
     REJECTIONS_COLLECTION,
     REJECTIONS_INDEXES,
     RETURNS_INDEXES,
+    CountsDocument,
+    counts_collection,
+    events_collection,
 )
 from query_api import queries
 
@@ -76,6 +81,8 @@ class ReturnsRepository:
         REJECTIONS_INDEXES on the rejections collection); return the returns collection's name."""
         name = await self.active_collection_name()
         await ensure_indexes(self._db[name], RETURNS_INDEXES)
+        await ensure_indexes(self._db[events_collection(name)], EVENTS_INDEXES)
+        await ensure_indexes(self._db[counts_collection(name)], COUNTS_INDEXES)
         await ensure_indexes(self._db[REJECTIONS_COLLECTION], REJECTIONS_INDEXES)
         self._indexed.add(name)
         log.info("indexes_ensured", collection=name, rejections=REJECTIONS_COLLECTION)
@@ -134,15 +141,28 @@ class ReturnsRepository:
         docs = await cursor.limit(params.limit + 1).to_list()
         return docs[: params.limit], queries.next_rejection_cursor(docs, params.limit)
 
-    async def get_return(self, shop_id: str, return_id: str) -> Document | None:
-        collection = await self._returns()
-        return await collection.find_one({"_id": return_key(str(shop_id), str(return_id))})
+    async def get_return(
+        self, shop_id: str, return_id: str
+    ) -> tuple[Document, list[Document]] | None:
+        """A return's document and its history's documents (in no particular order)."""
+        name = await self.active_collection_name()
+        key = return_key(str(shop_id), str(return_id))
+        doc = await self._db[name].find_one({"_id": key})
+        if doc is None:
+            return None
+        events = await self._db[events_collection(name)].find({"return_key": key}).to_list()
+        return doc, events
 
     async def count_by_status(self, shop_id: str | None) -> dict[str, int]:
-        collection = await self._returns()
-        cursor = await collection.aggregate(queries.build_count_pipeline(shop_id))
-        groups = await cursor.to_list()
-        return queries.counts_by_status(groups)
+        """From the counts the state machine keeps per shop and partition: O(statuses)."""
+        counts = self._db[counts_collection(await self.active_collection_name())]
+        query = {} if shop_id is None else {"shop_id": str(shop_id)}
+        total: dict[str, int] = {}
+        async for doc in counts.find(query, {"counts": 1, "shop_id": 1, "partition": 1,
+                                             "offset": 1}):
+            for status, n in CountsDocument.model_validate(doc).counts.items():
+                total[status] = total.get(status, 0) + n
+        return queries.counts_by_status([{"_id": s, "n": n} for s, n in total.items() if n])
 
     async def ping(self) -> bool:
         try:

@@ -3,8 +3,10 @@
 A consumer the watchdog finds stalled is replaced by a fresh one in the same process."""
 
 import asyncio
+import sys
 
 from state_machine.app import create_app
+from state_machine.repository import ReadModelOutdated
 from state_machine.settings import Settings
 
 
@@ -12,7 +14,10 @@ def main() -> None:
     settings = Settings()
     while True:
         app, watchdog = create_app(settings)
-        asyncio.run(app.run())
+        try:
+            asyncio.run(app.run())
+        except ReadModelOutdated as exc:
+            sys.exit(f"state_machine: {exc}")
         if not watchdog.stalled:
             break
 

@@ -2,7 +2,8 @@
 
 Records are decoded in the handler, not by FastStream, so one bad record is rejected on its own
 instead of failing its whole batch. Offsets are committed by hand (AckPolicy.MANUAL) after the
-batch is durable; infrastructure errors are retried with backoff, never skipped.
+batch is durable; infrastructure errors are retried with backoff, never skipped; what one event
+causes is taken out of the batch (state_machine.processor), never retried without end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from contracts.logs import configure_logging
 from contracts.messages import RejectedEvent
@@ -28,14 +29,11 @@ from contracts.topology import ensure_topics
 from state_machine import metrics
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
-from state_machine.processor import BatchProcessor
-from state_machine.repository import ActiveReturns, ReturnsRepository
+from state_machine.processor import BatchProcessor, is_infrastructure_error
+from state_machine.repository import ActiveReadModel, ReadModelRepository, check_schema
 from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-# Everything but a bug is worth retrying: MongoDB or Kafka down, timeouts, elections.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (Exception,)
 
 
 def raw_records(message: Any) -> list[bytes | None]:
@@ -51,7 +49,7 @@ async def retry_forever(what: str, action: Any) -> Any:
 
     async for attempt in AsyncRetrying(
         wait=wait_exponential_jitter(initial=0.2, max=15),
-        retry=retry_if_exception_type(INFRASTRUCTURE_ERRORS),
+        retry=retry_if_exception(is_infrastructure_error),
         before_sleep=before_sleep,
     ):
         with attempt:
@@ -147,6 +145,7 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
             with metrics.BATCH_SECONDS.time():
                 await retry_forever("apply batch", lambda: processor.process(deliveries))
             await msg.ack()
+            metrics.PROGRESS.committed({d.partition for d in deliveries})
         finally:
             watchdog.busy = False
             watchdog.last_progress = time.monotonic()
@@ -169,8 +168,8 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
             except ValueError:
                 log.error("unreadable record on the rejected topic, kept on the topic",
                           partition=record.partition, offset=record.offset)
-        repository: ReturnsRepository = state["repository"]
-        await retry_forever("record rejections", lambda: repository.record_rejections(rejections))
+        repository: ReadModelRepository = state["repository"]
+        await retry_forever("record rejections", lambda: record_each(repository, rejections))
         await msg.ack()
 
     app = FastStream(broker)
@@ -180,10 +179,23 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     async def start() -> None:
         bootstrap = settings.kafka_bootstrap_servers
         await retry_forever("create topics", lambda: ensure_topics(bootstrap))
-        returns = ActiveReturns(mongo, settings.mongodb_database, settings.state_machine_collection)
-        repository = await retry_forever("create indexes", returns)
+        db = mongo.get_database(settings.mongodb_database)
+        if not settings.state_machine_collection:
+            await retry_forever("check the read model", lambda: check_schema(db))
+        read_model = ActiveReadModel(mongo, settings.mongodb_database,
+                                     settings.state_machine_collection)
+        repository = await retry_forever("create indexes", read_model)
         state["repository"] = repository
-        state["processor"] = BatchProcessor(returns, publish_rejections)
+
+        async def healthy() -> bool:
+            try:
+                await db.command("ping")
+                return True
+            except Exception as exc:  # a probe: any failure means "not healthy"
+                log.warning("store health probe failed", error=repr(exc))
+                return False
+
+        state["processor"] = BatchProcessor(read_model, publish_rejections, healthy)
         serve_metrics(settings)
         log.info("state machine starting", collection=repository.returns.name,
                  metrics=f"http://{settings.state_machine_metrics_host}:"
@@ -200,6 +212,23 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         await mongo.close()
 
     return app, watchdog
+
+
+async def record_each(repository: ReadModelRepository, rejections: list[RejectedEvent]) -> None:
+    """Record the rejections; one that cannot be stored is logged and left on the topic,
+    never retried without end."""
+    try:
+        await repository.record_rejections(rejections)
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            raise
+        if len(rejections) > 1:
+            for rejection in rejections:
+                await record_each(repository, [rejection])
+            return
+        metrics.POISON.labels(type(exc).__name__).inc()
+        log.error("rejection could not be recorded; it stays on the rejected topic",
+                  rejection_id=rejections[0].rejection_id, error=repr(exc))
 
 
 _metrics_served: list[int] = []

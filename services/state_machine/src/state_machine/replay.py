@@ -2,10 +2,13 @@
 
     python -m state_machine.replay [--collection NAME] [--no-switch]
 
-1. Fold every event from the beginning of each partition into a new, empty collection, with the
-   same rules and code as the live consumer, until it has caught up with the topic's end.
+1. Fold every event from the beginning of each partition into a new, empty read model (returns,
+   their history and their counts), with the same rules and code as the live consumer, until it
+   has caught up with the topic's end.
 2. Point `meta.active_read_model` at it in one single-document write: the query API reads the
-   old collection until then and the new one after (it keeps answering throughout).
+   old read model until then and the new one after (it keeps answering throughout); the
+   history and counts collections are named after the returns collection, so all three switch
+   in that one write.
 3. Read once more up to the topic's end. The live state machine asks for the active collection
    at the start of every batch, so only batches it fetched before the switch can have gone to the
    old collection; their offsets are below the end read here, so this pass applies them too.
@@ -24,12 +27,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from contracts.logs import configure_logging
-from contracts.read_model import ACTIVE_READ_MODEL_ID, META_COLLECTION, RETURNS_COLLECTION_PREFIX
+from contracts.read_model import (
+    ACTIVE_READ_MODEL_ID,
+    META_COLLECTION,
+    READ_MODEL_SCHEMA_VERSION,
+    RETURNS_COLLECTION_PREFIX,
+)
 from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
 from state_machine.processor import BatchProcessor, no_rejections
-from state_machine.repository import ActiveReturns, active_returns_collection
+from state_machine.repository import ActiveReadModel, active_returns_collection
 from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -57,7 +65,7 @@ async def replay(settings: Settings, collection: str | None = None, switch: bool
     db = mongo.get_database(settings.mongodb_database)
     if name in await db.list_collection_names():
         raise SystemExit(f"collection {name!r} exists already; replay builds a new one")
-    processor = BatchProcessor(ActiveReturns(mongo, settings.mongodb_database, name),
+    processor = BatchProcessor(ActiveReadModel(mongo, settings.mongodb_database, name),
                                no_rejections)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, group_id=None)
@@ -77,7 +85,9 @@ async def replay(settings: Settings, collection: str | None = None, switch: bool
         if switch:
             previous = await active_returns_collection(db)
             await db[META_COLLECTION].replace_one(
-                {"_id": ACTIVE_READ_MODEL_ID}, {"_id": ACTIVE_READ_MODEL_ID, "collection": name},
+                {"_id": ACTIVE_READ_MODEL_ID},
+                {"_id": ACTIVE_READ_MODEL_ID, "collection": name,
+                 "schema_version": READ_MODEL_SCHEMA_VERSION},
                 upsert=True,
             )
             tail = await _read_to_end(consumer, processor, partitions, max_batch)

@@ -1,21 +1,30 @@
-"""MongoDB adapter of the state machine: load the returns a batch touches, store them in bulk.
+"""MongoDB adapter of the state machine: load what a batch touches, store its plan.
 
-One document per return, `_id` = "shop_id:return_id". Writes are single-document and guarded by
-`version` (optimistic concurrency), so two consumers that briefly own the same partition during
-a rebalance can never overwrite each other: the loser reloads and finds its events applied.
+Three collections per read model (see `contracts.read_model`): returns (one small document per
+return, `_id` = "shop_id:return_id", guarded by `version`), their history (one document per
+distinct event, `_id` = event id) and status counts (per shop and partition, guarded by the
+offset they hold). A plan is written in that order: counts, history, returns. Each write is
+idempotent or guarded, so a crash between any two of them, or a redelivered batch, changes
+nothing twice (see state_machine.batch).
+
+Every read is by key (`_id`, or a return's history by `return_key`), issued concurrently:
+O(log n) each on MongoDB and, with devinfra's expression indexes, on FerretDB too; never `$in`,
+which FerretDB v1 answers by scanning the collection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
+import bson
 from cachetools import LRUCache
-from pymongo import AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
 from pymongo.results import BulkWriteResult
 from pymongo.write_concern import WriteConcern
 
@@ -23,17 +32,40 @@ from contracts.indexes import ensure_indexes
 from contracts.messages import RejectedEvent
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
+    COUNTS_INDEXES,
     DEFAULT_RETURNS_COLLECTION,
+    EVENTS_INDEXES,
     META_COLLECTION,
+    READ_MODEL_SCHEMA_VERSION,
     REJECTIONS_COLLECTION,
     REJECTIONS_INDEXES,
     RETURNS_INDEXES,
+    EventRecord,
     ReturnState,
+    counts_collection,
+    events_collection,
 )
-from state_machine.batch import Change, Stored
+from state_machine.batch import (
+    BatchPlan,
+    Change,
+    CountChange,
+    CountsKey,
+    Decoded,
+    Loaded,
+    Stored,
+    StoredEvent,
+    needs_history,
+    touched_counts,
+    touched_keys,
+)
+from state_machine.domain import Fact, Verdict
 
 Document = dict[str, Any]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 DUPLICATE_KEY = 11000
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+READ_CONCURRENCY = 16
 
 # FerretDB 1.24 (PostgreSQL backend) holds one connection of its pool of 50 for every update
 # statement of a command until the command ends: an update command of more than ~49 statements
@@ -41,6 +73,10 @@ DUPLICATE_KEY = 11000
 # (other clients share the pool); real MongoDB takes large batches.
 FERRETDB_WRITE_CHUNK = 20
 MONGODB_WRITE_CHUNK = 1000
+
+
+class ReadModelOutdated(RuntimeError):
+    """The stored read model has another layout than this code writes: rebuild it (replay)."""
 
 
 async def write_chunk_size(db: AsyncDatabase[Document]) -> int:
@@ -53,24 +89,88 @@ async def bulk_write_chunked(
 ) -> BulkWriteResult:
     """`bulk_write(ops, ordered=False)` in commands of at most `chunk` operations; the results
     are summed. A BulkWriteError of a chunk is raised after the remaining chunks ran."""
-    matched = inserted = 0
+    matched = inserted = deleted = 0
     errors: list[dict[str, Any]] = []
     for start in range(0, len(ops), chunk):
         try:
             result = await collection.bulk_write(ops[start: start + chunk], ordered=False)
             matched += result.matched_count
-            inserted += result.inserted_count
+            inserted += result.inserted_count + result.upserted_count
+            deleted += result.deleted_count
         except BulkWriteError as exc:
             matched += exc.details.get("nMatched", 0)
-            inserted += exc.details.get("nInserted", 0)
+            inserted += exc.details.get("nInserted", 0) + exc.details.get("nUpserted", 0)
+            deleted += exc.details.get("nRemoved", 0)
             errors += exc.details.get("writeErrors", [])
     if errors:
         raise BulkWriteError({"writeErrors": errors, "nMatched": matched, "nInserted": inserted})
     return BulkWriteResult(
         {"nMatched": matched, "nInserted": inserted, "nUpserted": 0, "nModified": 0,
-         "nRemoved": 0, "upserted": []},
+         "nRemoved": deleted, "upserted": []},
         acknowledged=True,
     )
+
+
+async def gather_bounded(
+    items: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]], limit: int = READ_CONCURRENCY
+) -> dict[_K, _V]:
+    """`fetch` each item, at most `limit` at a time; results by item."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: _K) -> tuple[_K, _V]:
+        async with gate:
+            return item, await fetch(item)
+
+    return dict(await asyncio.gather(*(one(item) for item in items)))
+
+
+def _encoded(doc: Document) -> Document:
+    """The document, once it is known that MongoDB can hold it: a value it cannot encode (an
+    integer past 64 bits) or a document over 16 MiB fails here, before anything is written."""
+    if len(bson.encode(doc)) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(f"document {doc.get('_id')!r} is larger than 16 MiB")
+    return doc
+
+
+def return_document(change: Change, batch_id: str) -> Document:
+    assert change.state is not None
+    return _encoded(change.state.model_dump(mode="json") | {
+        "_id": change.key,
+        "applied": {"partition": change.partition, "offset": change.offset},
+        "last_key": list(change.last_key),
+        "version": (change.expected_version or 0) + 1,
+        "written_by": batch_id,
+    })
+
+
+def stored_return(doc: Document) -> Stored:
+    position = doc.get("applied", {})
+    last_key = doc.get("last_key") or (-1, -1)
+    return Stored(
+        state=ReturnState.model_validate(doc),
+        partition=int(position.get("partition", -1)),
+        offset=int(position.get("offset", -1)),
+        version=int(doc.get("version", 0)),
+        last_key=(int(last_key[0]), int(last_key[1])),
+    )
+
+
+def event_document(record: EventRecord) -> Document:
+    return _encoded(record.model_dump(mode="json") | {"_id": record.event.event_id})
+
+
+def stored_event(doc: Document) -> StoredEvent:
+    record = EventRecord.model_validate(doc)
+    return StoredEvent(
+        fact=Fact(record.event, record.deliveries, record.last_observed_at),
+        verdict=Verdict(record.outcome, tuple(record.inferred), record.reason, record.note),
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+def counts_id(key: CountsKey) -> str:
+    return f"{key[0]}:{key[1]}"
 
 
 async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
@@ -78,110 +178,198 @@ async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
     return str(meta["collection"]) if meta else DEFAULT_RETURNS_COLLECTION
 
 
-class ActiveReturns:
-    """The repository of the returns collection currently named active in `meta`, or of a
-    fixed collection. Indexes are created once per collection."""
+async def check_schema(db: AsyncDatabase[Document]) -> None:
+    """Refuse a stored read model of another layout, once, at start; name a fresh one."""
+    meta = await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
+    if meta is None:
+        if await db[DEFAULT_RETURNS_COLLECTION].find_one({}, {"_id": 1}) is not None:
+            version = 1  # written before the layout had a version
+        else:
+            await db[META_COLLECTION].update_one(
+                {"_id": ACTIVE_READ_MODEL_ID},
+                {"$setOnInsert": {"collection": DEFAULT_RETURNS_COLLECTION,
+                                  "schema_version": READ_MODEL_SCHEMA_VERSION}},
+                upsert=True,
+            )
+            return
+    else:
+        version = int(meta.get("schema_version", 1))
+    if version != READ_MODEL_SCHEMA_VERSION:
+        raise ReadModelOutdated(
+            f"the stored read model has schema version {version} and this state machine "
+            f"writes version {READ_MODEL_SCHEMA_VERSION}: rebuild it with `make replay`"
+        )
+
+
+class ActiveReadModel:
+    """The repository of the read model currently named active in `meta`, or of a fixed
+    returns collection (a replay's). Indexes are created once per read model."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str = ""):
         self.client, self.database, self.fixed = client, database, fixed
         self.db = client.get_database(database)
-        self._repositories: dict[str, ReturnsRepository] = {}
+        self._repositories: dict[str, ReadModelRepository] = {}
 
-    async def __call__(self) -> ReturnsRepository:
+    async def __call__(self) -> ReadModelRepository:
         name = self.fixed or await active_returns_collection(self.db)
         if name not in self._repositories:
             chunk = await write_chunk_size(self.db)
-            repository = ReturnsRepository(self.client, self.database, name, chunk)
+            repository = ReadModelRepository(self.client, self.database, name, chunk)
             await repository.ensure_indexes()
             self._repositories[name] = repository
         return self._repositories[name]
 
 
-class ReturnsRepository:
-    """Keeps what it wrote last in a bounded cache: a consumer owns its partitions, so the next
-    batch for a return usually finds it there instead of reading it back (on FerretDB an `$in`
-    read scans the whole collection). A stale entry (another consumer wrote the return during a
-    rebalance) is harmless: its version no longer matches, the write is refused, the entry is
-    dropped and the return is read from the database and planned again."""
+class ReadModelRepository:
+    """Keeps what it wrote last in bounded caches: a consumer owns its partitions, so the next
+    batch for a return usually finds it there instead of reading it back. A stale entry
+    (another consumer wrote meanwhile, during a rebalance) is harmless: its version or offset
+    no longer matches, the write is refused, the entries are dropped and read again."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str,
                  write_chunk: int = FERRETDB_WRITE_CHUNK, cache_size: int = 50_000) -> None:
         self.write_chunk = write_chunk
         self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
+        self.counted: LRUCache[CountsKey, int] = LRUCache(maxsize=max(cache_size // 10, 1))
         durable = WriteConcern(w="majority", j=True)
         db = client.get_database(database, write_concern=durable)
         self.returns = db.get_collection(collection)
+        self.events = db.get_collection(events_collection(collection))
+        self.counts = db.get_collection(counts_collection(collection))
         self.rejections = db.get_collection(REJECTIONS_COLLECTION)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.returns, RETURNS_INDEXES)
+        await ensure_indexes(self.events, EVENTS_INDEXES)
+        await ensure_indexes(self.counts, COUNTS_INDEXES)
         await ensure_indexes(self.rejections, REJECTIONS_INDEXES)
 
-    async def load(self, keys: Iterable[str]) -> dict[str, Stored]:
-        found: dict[str, Stored] = {}
-        wanted = []
-        for key in set(keys):
-            if key in self.cache:
-                found[key] = self.cache[key]
-            else:
-                wanted.append(key)
-        if not wanted:
-            return found
-        async for doc in self.returns.find({"_id": {"$in": wanted}}):
-            position = doc.get("applied", {})
-            found[doc["_id"]] = self.cache[doc["_id"]] = Stored(
-                state=ReturnState.model_validate(doc),
-                partition=int(position.get("partition", -1)),
-                offset=int(position.get("offset", -1)),
-                version=int(doc.get("version", 0)),
-            )
-        return found
+    # ------------------------------------------------------------------------------ reads
 
-    async def save(self, changes: list[Change]) -> set[str]:
-        """Store the changes in one bulk write; the keys whose write lost a race come back
-        (their stored version moved on), to be reloaded and planned again."""
-        if not changes:
-            return set()
+    async def load(self, decoded: Decoded) -> Loaded:
+        """What is stored of everything the batch touches (see `batch.plan`)."""
+        loaded = Loaded()
+        keys = touched_keys(decoded)
+        loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
+        fetched = await gather_bounded([k for k in keys if k not in self.cache],
+                                       self._load_return)
+        for key, stored in fetched.items():
+            if stored is not None:
+                loaded.returns[key] = self.cache[key] = stored
+        wanted = needs_history(decoded, loaded.returns)
+        loaded.histories = await gather_bounded(wanted, self._load_history)
+        pairs = touched_counts(decoded)
+        loaded.counted = {p: self.counted[p] for p in pairs if p in self.counted}
+        for pair, offset in (await gather_bounded(
+                [p for p in pairs if p not in self.counted], self._load_counted)).items():
+            if offset is not None:
+                loaded.counted[pair] = self.counted[pair] = offset
+        return loaded
+
+    async def _load_return(self, key: str) -> Stored | None:
+        doc = await self.returns.find_one({"_id": key})
+        return None if doc is None else stored_return(doc)
+
+    async def _load_history(self, key: str) -> list[StoredEvent]:
+        return [stored_event(doc) async for doc in self.events.find({"return_key": key})]
+
+    async def _load_counted(self, pair: CountsKey) -> int | None:
+        doc = await self.counts.find_one({"_id": counts_id(pair)}, {"offset": 1})
+        return None if doc is None else int(doc["offset"])
+
+    def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.cache.pop(key, None)
+        self.counted.clear()
+
+    # ----------------------------------------------------------------------------- writes
+
+    async def save(self, plan: BatchPlan) -> bool:
+        """Store the plan: counts, history, returns. False when a write lost a race with
+        another consumer (the batch must be loaded and planned again); what was written is
+        kept, and the next plan accounts for it."""
         batch_id = uuid.uuid4().hex
-        ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
-        for change in changes:
-            doc = change.state.model_dump(mode="json") | {
-                "_id": change.key,
-                "applied": {"partition": change.partition, "offset": change.offset},
-                "version": (change.expected_version or 0) + 1,
-                "written_by": batch_id,
-            }
-            if change.expected_version is None:
-                ops.append(InsertOne(doc))
-            else:
-                ops.append(ReplaceOne({"_id": change.key, "version": change.expected_version}, doc))
+        events = [ReplaceOne({"_id": r.event.event_id}, event_document(r), upsert=True)
+                  for c in plan.changes for r in c.events]
+        returns = [op for c in plan.changes if (op := self._return_op(c, batch_id))]
         try:
-            lost = await self._write(ops, [c.key for c in changes], batch_id)
+            if not await self._save_counts(plan.counts):
+                return False
+            if events:
+                await bulk_write_chunked(self.events, events, self.write_chunk)
+            lost = await self._save_returns(returns, plan.changes, batch_id)
         except BaseException:
-            for change in changes:  # some may be written, some not: read them back next time
-                self.cache.pop(change.key, None)
+            self.forget(c.key for c in plan.changes)  # some may be written: read them back
             raise
-        for change in changes:
-            if change.key in lost:
+        for change in plan.changes:
+            if change.key in lost or change.state is None:
                 self.cache.pop(change.key, None)
             else:
                 self.cache[change.key] = Stored(change.state, change.partition, change.offset,
-                                                (change.expected_version or 0) + 1)
-        return lost
+                                                (change.expected_version or 0) + 1,
+                                                change.last_key)
+        if lost:
+            self.forget(lost)
+        return not lost
 
-    async def _write(self, ops: list[Any], keys: list[str], batch_id: str) -> set[str]:
+    @staticmethod
+    def _return_op(change: Change, batch_id: str) -> Any:
+        guard = {"_id": change.key, "version": change.expected_version}
+        if change.state is None:
+            return DeleteOne(guard) if change.expected_version is not None else None
+        doc = return_document(change, batch_id)
+        return InsertOne(doc) if change.expected_version is None else ReplaceOne(guard, doc)
+
+    async def _save_counts(self, counts: list[CountChange]) -> bool:
+        """Each shop's counts on a partition move on only from the offset they were read at."""
+        for change in counts:
+            pair = (change.shop_id, change.partition)
+            inc = {f"counts.{status}": n for status, n in change.delta.items()}
+            if change.expected_offset is None:
+                doc = {"_id": counts_id(pair), "shop_id": change.shop_id,
+                       "partition": change.partition, "offset": change.offset,
+                       "counts": change.delta}
+                try:
+                    await self.counts.insert_one(doc)
+                except DuplicateKeyError:
+                    self.counted.clear()
+                    return False
+            else:
+                update: Document = {"$set": {"offset": change.offset}}
+                if inc:
+                    update["$inc"] = inc
+                result = await self.counts.update_one(
+                    {"_id": counts_id(pair), "offset": change.expected_offset}, update)
+                if result.matched_count != 1:
+                    self.counted.clear()
+                    return False
+            self.counted[pair] = change.offset
+        return True
+
+    async def _save_returns(self, ops: list[Any], changes: list[Change],
+                            batch_id: str) -> set[str]:
+        """The keys whose write lost a race (their stored version moved on)."""
+        if not ops:
+            return set()
         try:
             result = await bulk_write_chunked(self.returns, ops, self.write_chunk)
-            if result.matched_count + result.inserted_count == len(ops):
+            if result.matched_count + result.inserted_count + result.deleted_count == len(ops):
                 return set()
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-        ours = self.returns.find({"_id": {"$in": keys}, "written_by": batch_id}, {"_id": 1})
-        return set(keys) - {doc["_id"] async for doc in ours}
+        written = [c.key for c in changes if c.state is not None]
+        ours = await gather_bounded(written, lambda key: self.returns.find_one(
+            {"_id": key, "written_by": batch_id}, {"_id": 1}))
+        deleted = {c.key for c in changes if c.state is None and c.expected_version is not None}
+        present = await gather_bounded(deleted, lambda key: self.returns.find_one(
+            {"_id": key}, {"_id": 1}))
+        return ({k for k, doc in ours.items() if doc is None}
+                | {k for k, doc in present.items() if doc is not None})
 
     async def record_rejections(self, rejections: list[RejectedEvent]) -> None:
-        """Keep rejections where the API can list them; the same rejection twice is one."""
+        """Keep rejections where the API can list them; the same rejection twice is one, and
+        a withdrawal (or a rejection given again) updates only its `withdrawn` flag."""
         if not rejections:
             return
         await bulk_write_chunked(
@@ -189,7 +377,9 @@ class ReturnsRepository:
             [
                 UpdateOne(
                     {"_id": r.rejection_id},
-                    {"$setOnInsert": r.model_dump(mode="json") | {"_id": r.rejection_id}},
+                    {"$setOnInsert": r.model_dump(mode="json", exclude={"withdrawn"})
+                     | {"_id": r.rejection_id},
+                     "$set": {"withdrawn": r.withdrawn}},
                     upsert=True,
                 )
                 for r in rejections
