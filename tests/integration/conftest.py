@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from tests.integration.harness import Doc, Harness
 from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
 
 APP_KEY = "it-app-key"
@@ -148,3 +150,25 @@ def stack(
         for name, process in processes.items():
             process.stop()
             print(f"--- {name} log tail ---\n{process.log_tail(15)}")
+
+
+@pytest.fixture
+def harness(kafka_bootstrap: str, mongodb_url: str, tmp_path: Path) -> Iterator[Harness]:
+    """State machines (and query APIs) started for one test, stopped after it."""
+    h = Harness(kafka_bootstrap, mongodb_url, tmp_path, uuid.uuid4().hex[:8])
+    try:
+        yield h
+    finally:
+        for process in h.processes:
+            process.stop()
+        for process in h.processes:
+            print(f"--- {process.log_path.name} ---\n{process.log_tail(25)}")
+
+
+@pytest.fixture
+async def mongo(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        yield client
+    finally:
+        await client.close()

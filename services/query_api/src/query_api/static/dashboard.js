@@ -382,7 +382,8 @@ function renderDetail(item) {
   const timeline = el("ol", { cls: "timeline", attrs: { id: "timeline" } });
   for (const entry of item.history || []) {
     const outcome = entry.outcome;
-    const meta = [entry.source, entry.actor && `by ${entry.actor}`,
+    const meta = [entry.source, entry.deliveries > 1 && `delivered ${entry.deliveries} times`,
+      entry.actor && `by ${entry.actor}`,
       entry.reason && `reason: ${entry.reason}`, entry.note].filter(Boolean).join(" · ");
     timeline.appendChild(el("li", {
       cls: "timeline-entry",
