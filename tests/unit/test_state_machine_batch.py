@@ -11,10 +11,12 @@ from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery, Stored, decode_all, plan, touched_keys
 
+T0 = 1_732_600_000  # tests count seconds from here: event times start at 2016 (contracts.limits)
+
 
 def event(return_id: str, status: S, t: int) -> ReturnEvent:
     return ReturnEvent(shop_id="s", return_id=return_id, order_id="o", status=status,
-                       update_time=t, reverse_type=T.RETURN_AND_REFUND,
+                       update_time=T0 + t, reverse_type=T.RETURN_AND_REFUND,
                        source=EventSource.SYNC_202309)
 
 

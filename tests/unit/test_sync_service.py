@@ -281,7 +281,7 @@ async def test_a_legacy_webhook_is_enriched_in_the_background(harness: Harness) 
 async def test_enrichment_failures_are_counted_not_raised(harness: Harness) -> None:
     harness.sim.faults.expire_token = True
     event = ReturnEvent(shop_id=LEGACY_SHOP, return_id="nope", order_id="o",
-                        status=ReturnStatus.AFTERSALE_APPLYING, update_time=1,
+                        status=ReturnStatus.AFTERSALE_APPLYING, update_time=1732679990,
                         source=EventSource.WEBHOOK_LEGACY)
     harness.service.enrich_later(event)
     harness.service.enrich_later(event.model_copy(update={"shop_id": "not-configured"}))
