@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,11 +57,10 @@ from contracts.read_model import FINISHED_JOB_STATUSES, JobStatus
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
+from ingestor.rejections import Rejected, raw_text, sync_rejection
 from ingestor.settings import Settings, ShopConfig
 from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient
-from ingestor.tiktok_mapping import Rejected
-from ingestor.webhooks import raw_text
 
 log = structlog.get_logger("ingestor.sync")
 
@@ -115,24 +113,6 @@ def resolve_window(
     if since <= covered and (synced_until is None or reach > synced_until):
         checkpoint_after = reach
     return Window(since, until, checkpoint_after)
-
-
-def sync_rejection(rejected: Rejected, at: datetime) -> RejectedEvent:
-    """A record of a sync response that cannot be mapped, as the rejected topic keeps it. The
-    id depends on the record only: syncing the same record again gives the same rejection."""
-    raw = json.dumps(rejected.raw, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hashlib.sha256(f"{rejected.shop_id}\n{raw}".encode()).hexdigest()
-    source = rejected.source.value if rejected.source is not None else "sync"
-    return RejectedEvent(
-        rejection_id=f"ingestor-sync:{digest}",
-        reason=rejected.reason,
-        detail=f"{source}: {rejected.detail}",
-        stage="ingestor",
-        shop_id=rejected.shop_id,
-        return_id=rejected.return_id,
-        raw=raw,
-        rejected_at=at,
-    )
 
 
 def undecodable_command(
