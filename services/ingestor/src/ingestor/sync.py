@@ -58,7 +58,7 @@ from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
 from ingestor.rejections import Rejected, raw_text, sync_rejection
-from ingestor.settings import Settings, ShopConfig
+from ingestor.settings import Settings
 from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient
 
@@ -180,29 +180,35 @@ class ClientPool:
 
     def problem(self, shop_id: str) -> str | None:
         """Why this shop cannot be synced, or None."""
-        if not self._settings.tiktok_api_base_url:
-            return "no TikTok API configured (TIKTOK_API_BASE_URL is empty)"
-        if self._settings.shop(shop_id) is None:
-            return f"shop {shop_id} is not configured (not in TIKTOK_SHOPS)"
+        try:
+            self._config(shop_id)
+        except SyncFailed as exc:
+            return str(exc)
         return None
 
     def get(self, shop_id: str) -> TikTokShopClient:
         client = self._clients.get(shop_id)
         if client is None:
-            shop = self._settings.shop(shop_id)
-            if shop is None or not self._settings.tiktok_api_base_url:
-                raise SyncFailed(self.problem(shop_id) or f"shop {shop_id} unknown")
-            client = TikTokShopClient(self._config(shop), transport=self._transport)
+            client = TikTokShopClient(self._config(shop_id), transport=self._transport)
             self._clients[shop_id] = client
         return client
 
-    def _config(self, shop: ShopConfig) -> TikTokClientConfig:
+    def _config(self, shop_id: str) -> TikTokClientConfig:
         s = self._settings
+        if not s.tiktok_api_base_url:
+            raise SyncFailed("no TikTok API configured (TIKTOK_API_BASE_URL is empty)")
+        shop = s.shop(shop_id)
+        if shop is None:
+            raise SyncFailed(f"shop {shop_id} is not configured (not in TIKTOK_SHOPS)")
+        token = s.access_token_for(shop)
+        if token is None:
+            raise SyncFailed(f"shop {shop_id} has no access token (no access_token in "
+                             "TIKTOK_SHOPS and TIKTOK_ACCESS_TOKEN is not set)")
         return TikTokClientConfig(
             base_url=s.tiktok_api_base_url,
             app_key=s.tiktok_app_key,
             app_secret=s.tiktok_app_secret.get_secret_value(),
-            access_token=s.access_token_for(shop),
+            access_token=token,
             shop_id=shop.shop_id,
             api_version=shop.api_version,
             shop_cipher=shop.shop_cipher,
