@@ -180,6 +180,8 @@ def with_item(record: dict[str, Any], list_key: str, **changes: Any) -> dict[str
         ({**legacy(), "reverse_update_time": 10**19}, "reverse_update_time"),
         ({**legacy(), "reverse_update_time": 1_000}, "reverse_update_time"),
         ({**legacy(), "reverse_request_time": str(2**64)}, "reverse_request_time"),
+        ({**legacy(), "reverse_request_time": "9" * 5000}, "reverse_request_time"),
+        ({**legacy(), "reverse_update_time": "17326799²"}, "reverse_update_time"),
         ({**legacy(), "reverse_request_time": int(time.time()) + 3 * 86_400},
          "reverse_request_time"),
         ({**legacy(), "refund_total": "NaN"}, "refund_total"),

@@ -96,7 +96,10 @@ def _opt_int(record: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        try:
+            return int(value.strip())
+        except ValueError:  # digits int() refuses: "²", or more than Python converts
+            pass
     raise _Invalid(RejectionReason.INVALID_EVENT, f"{key} is not an integer: {_shown(value)}")
 
 
