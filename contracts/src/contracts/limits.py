@@ -36,6 +36,9 @@ MAX_ITEMS = 1000  # returned items of one return
 AMOUNT_WHOLE_DIGITS = 12
 AMOUNT_DECIMAL_PLACES = 6
 
+# For the JSON Schemas: what `_no_control_characters` checks (Unicode category Cc).
+_NO_CONTROL_PATTERN = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
+
 
 def latest_time() -> int:
     """The latest acceptable time, now: our clock plus FUTURE_SLACK_S."""
@@ -65,6 +68,7 @@ UnixTime = Annotated[
 Id = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    Field(json_schema_extra=_NO_CONTROL_PATTERN),
     AfterValidator(_no_control_characters),
 ]
 """An identifier (shop, return, order, notification, SKU, tracking number)."""
@@ -77,6 +81,7 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)]
 Url = Annotated[
     str,
     StringConstraints(max_length=MAX_URL_LENGTH),
+    Field(json_schema_extra=_NO_CONTROL_PATTERN),
     AfterValidator(_no_control_characters),
 ]
 

@@ -38,7 +38,8 @@ class _Message(BaseModel):
 
 
 class Money(_Message):
-    amount: Amount = Field(description="Decimal amount, serialised as a string")
+    amount: Amount = Field(description="finite decimal >= 0, at most 12 digits before the "
+                           "point and 6 after, serialised as a string")
     currency: CurrencyCode
 
 
