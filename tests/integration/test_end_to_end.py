@@ -16,6 +16,8 @@ from tests.integration.services import wait_until
 
 pytestmark = pytest.mark.integration
 
+T0 = 1_732_600_000  # webhook times count from here (contracts.limits: from 2016)
+
 
 def post_webhook(stack: Stack, payload: dict[str, Any]) -> httpx.Response:
     body = json.dumps(payload).encode()
@@ -32,7 +34,7 @@ def webhook_202309(shop: str, return_id: str, status: str, t: int) -> dict[str, 
         "type": 12,
         "tts_notification_id": uuid.uuid4().hex,
         "shop_id": shop,
-        "timestamp": t + 5,
+        "timestamp": T0 + t + 5,
         "data": {
             "order_id": f"o-{return_id}",
             "return_id": return_id,
@@ -40,7 +42,7 @@ def webhook_202309(shop: str, return_id: str, status: str, t: int) -> dict[str, 
             "return_type": "RETURN_AND_REFUND",
             "return_status": status,
             "create_time": 1_732_600_000,
-            "update_time": t,
+            "update_time": T0 + t,
         },
     }
 
@@ -49,14 +51,14 @@ def webhook_legacy(shop: str, return_id: str, code: int, t: int) -> dict[str, An
     return {
         "type": 2,
         "shop_id": shop,
-        "timestamp": t + 5,
+        "timestamp": T0 + t + 5,
         "data": {
             "order_id": f"o-{return_id}",
             "reverse_order_id": return_id,
             "reverse_order_status": code,
             "reverse_event_type": "ORDER_REFUND",
             "reverse_user": 1,
-            "update_time": t,
+            "update_time": T0 + t,
         },
     }
 

@@ -1,5 +1,6 @@
 """The webhook endpoint against a real Kafka: what TikTok sends ends up on the right topic,
-and nothing that should not be published is."""
+and nothing that should not be published is. A signed webhook refused with 422 is kept on the
+rejected topic (and, through the state machine, in the query API's rejections)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from ingestor.app import WEBHOOK_PATH, create_app
 from ingestor.settings import Settings
 from ingestor.signature import webhook_signature
+from tests.integration.conftest import Stack
+from tests.integration.services import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -79,14 +82,15 @@ def legacy_hook(return_id: str, status_code: int = 3, update_time: int = 1732679
 
 
 def v202309_hook(return_id: str, status: str = "AWAITING_BUYER_SHIP",
-                 return_type: str = "RETURN_AND_REFUND") -> bytes:
+                 return_type: str = "RETURN_AND_REFUND", update_time: int = 1732679990,
+                 shop_id: str = SHOP) -> bytes:
     return json.dumps({
-        "type": 12, "tts_notification_id": "7327112393057371910", "shop_id": SHOP,
+        "type": 12, "tts_notification_id": "7327112393057371910", "shop_id": shop_id,
         "timestamp": 1732680000,
         "data": {"order_id": "576461413038785752", "return_id": return_id,
                  "return_role": "BUYER", "return_type": return_type,
                  "return_status": status, "create_time": 1732600000,
-                 "update_time": 1732679990},
+                 "update_time": update_time},
     }).encode()
 
 
@@ -214,7 +218,7 @@ async def test_replacement_goes_to_rejected_topic_as_unsupported_type(
         RejectionReason.UNSUPPORTED_TYPE)
 
 
-async def test_malformed_calls_get_4xx_and_publish_nothing(
+async def test_malformed_calls_get_4xx_and_publish_no_event(
     client: httpx.AsyncClient, kafka_bootstrap: str
 ) -> None:
     return_id = new_id()
@@ -240,12 +244,94 @@ async def test_malformed_calls_get_4xx_and_publish_nothing(
     assert response.status_code == 422
     assert "data.update_time" in response.text
     assert [e["field"] for e in response.json()["errors"]] == ["data.update_time"]
+    assert response.json()["rejection_id"].startswith("ingestor:")  # kept, see below
 
     marker = await post(client, legacy_hook(return_id, status_code=5))
     assert marker.status_code == 200
     record = await first_record(kafka_bootstrap, EVENTS_TOPIC, keyed(f"{SHOP}:{return_id}"))
     assert ReturnEvent.model_validate_json(record.value).status is (
         ReturnStatus.AFTERSALE_SELLER_REJECT_RECEIVE)
+
+
+def rejection_with_id(rejection_id: str) -> Callable[[Any], bool]:
+    return lambda record: rejection_id.encode() in record.value
+
+
+async def test_a_signed_webhook_with_an_impossible_time_gets_422_naming_it_and_is_kept(
+    client: httpx.AsyncClient, kafka_bootstrap: str
+) -> None:
+    return_id = new_id()
+    body = v202309_hook(return_id, update_time=10**19)
+    response = await post(client, body)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["data.update_time"]
+    assert "data.update_time" in response.json()["detail"]
+    rejection_id = response.json()["rejection_id"]
+
+    record = await first_record(kafka_bootstrap, REJECTED_TOPIC, rejection_with_id(rejection_id))
+    assert record.key == SHOP.encode()
+    rejection = RejectedEvent.model_validate_json(record.value)
+    assert rejection.rejection_id == rejection_id
+    assert rejection.reason is RejectionReason.INVALID_EVENT
+    assert rejection.stage == "ingestor"
+    assert (rejection.shop_id, rejection.return_id) == (SHOP, return_id)
+    assert rejection.raw == body.decode()
+    assert "data.update_time" in rejection.detail
+    # Nothing reached the events topic: the first event of this return is a later valid one.
+    assert (await post(client, v202309_hook(return_id))).status_code == 200
+    first = await first_record(kafka_bootstrap, EVENTS_TOPIC, keyed(f"{SHOP}:{return_id}"))
+    assert ReturnEvent.model_validate_json(first.value).update_time == 1732679990
+
+
+async def test_a_retried_invalid_webhook_is_one_rejection(client: httpx.AsyncClient) -> None:
+    body = v202309_hook(new_id(), update_time=10**19)
+    first, again = await post(client, body), await post(client, body)
+    assert first.status_code == again.status_code == 422
+    assert first.json()["rejection_id"] == again.json()["rejection_id"]
+
+
+async def test_an_unsigned_webhook_with_impossible_values_gets_401_and_is_not_kept(
+    client: httpx.AsyncClient, kafka_bootstrap: str
+) -> None:
+    return_id = new_id()
+    unsigned = await post(client, v202309_hook(return_id, update_time=10**19), signed=False)
+    forged = await post(client, v202309_hook(return_id, update_time=10**19 + 1),
+                        signature="0" * 64)
+    assert (unsigned.status_code, forged.status_code) == (401, 401)
+
+    # Same key (the shop), same partition: the first rejection naming this return must be the
+    # signed one posted afterwards, which proves the refused ones were never published.
+    signed = await post(client, v202309_hook(return_id, update_time=10**19 + 2))
+    assert signed.status_code == 422
+
+    def names_return(record: Any) -> bool:
+        return record.key == SHOP.encode() and return_id.encode() in record.value
+
+    record = await first_record(kafka_bootstrap, REJECTED_TOPIC, names_return)
+    assert RejectedEvent.model_validate_json(record.value).rejection_id == (
+        signed.json()["rejection_id"])
+
+
+def test_a_refused_webhook_is_listed_by_the_query_api(stack: Stack) -> None:
+    shop = f"it-boundary-{uuid.uuid4().hex[:8]}"
+    body = v202309_hook(new_id(), update_time=10**19, shop_id=shop)
+    response = httpx.post(f"{stack.ingestor_url}{WEBHOOK_PATH}", content=body, headers={
+        "Authorization": webhook_signature(APP_KEY, APP_SECRET, body),
+        "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    rejection_id = response.json()["rejection_id"]
+    listed: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        page = httpx.get(f"{stack.query_url}/api/v1/rejections", headers=stack.auth,
+                         params={"shop_id": shop, "reason": "invalid_event"})
+        listed[:] = page.json()["items"] if page.status_code == 200 else []
+        return any(item["rejection_id"] == rejection_id for item in listed)
+
+    wait_until(recorded, 60, "the rejection in GET /api/v1/rejections")
+    (item,) = listed
+    assert (item["stage"], item["raw"]) == ("ingestor", body.decode())
+    assert "data.update_time" in item["detail"]
 
 
 async def test_non_return_webhook_is_ignored_with_200_and_counted(
@@ -281,10 +367,14 @@ async def test_kafka_unreachable_answers_503_so_tiktok_retries() -> None:
         rejected = await post(client, v202309_hook(new_id(), status="SOMETHING_NEW"))
         assert rejected.status_code == 503
 
+        # Not 422 until the rejection is kept: TikTok retries an invalid webhook meanwhile.
+        invalid = await post(client, v202309_hook(new_id(), update_time=10**19))
+        assert invalid.status_code == 503, invalid.text
+
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 503
         metrics = (await client.get("/metrics")).text
-        assert 'ingestor_webhooks_total{result="unavailable"} 2.0' in metrics
+        assert 'ingestor_webhooks_total{result="unavailable"} 3.0' in metrics
 
 
 async def eventually_status(client: httpx.AsyncClient, make_body: Callable[[], bytes],

@@ -1,5 +1,6 @@
 """docker-compose.yml cannot run here (no Docker engine), so check what can be checked:
-every service it builds exists, and it configures each one only through variables it reads."""
+every service it builds exists, it configures each one only through variables it reads, every
+setting a service requires comes from the caller's environment, and no secret has a default."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from contracts.topics import TOPICS
@@ -28,9 +30,26 @@ BUILT: dict[str, type[BaseSettings]] = {
 }
 
 
+# Secrets (and the app key that goes with the secret): never written in the file, never a
+# default; a SecretStr setting must be listed here (checked below), so a new one is not missed.
+SECRETS = {
+    "TIKTOK_APP_KEY", "TIKTOK_APP_SECRET", "TIKTOK_ACCESS_TOKEN", "QUERY_API_TOKENS",
+    "SIM_APP_KEY", "SIM_APP_SECRET", "SIM_ACCESS_TOKEN",
+}
+FROM_CALLER = re.compile(r"^\$\{(\w+):\?[^}]+\}$")  # ${VAR:?message}: compose refuses if unset
+NO_DEFAULT = re.compile(r"^\$\{(\w+)(:\?[^}]+|:-)?\}$")  # ${VAR:?...}, ${VAR} or ${VAR:-}
+
+
+def variable(settings: type[BaseSettings], field: str) -> str:
+    return f"{settings.model_config.get('env_prefix') or ''}{field}".upper()
+
+
 def variables_read_by(settings: type[BaseSettings]) -> set[str]:
-    prefix = str(settings.model_config.get("env_prefix") or "")
-    return {f"{prefix}{name}".upper() for name in settings.model_fields}
+    return {variable(settings, name) for name in settings.model_fields}
+
+
+def environment(service: str) -> dict[str, str]:
+    return {name: str(value) for name, value in SERVICES[service]["environment"].items()}
 
 
 def test_every_built_service_has_its_dockerfile_and_module() -> None:
@@ -57,3 +76,35 @@ def test_the_topic_init_creates_exactly_the_contract_topics() -> None:
     script = "\n".join(SERVICES["kafka-topics"]["command"])
     created = dict(re.findall(r"--topic (\S+) --partitions (\d+)", script))
     assert created == {spec.name: str(spec.partitions) for spec in TOPICS}
+
+
+@pytest.mark.parametrize("service", sorted(BUILT))
+def test_every_required_setting_comes_from_the_callers_environment(service: str) -> None:
+    settings = BUILT[service]
+    required = {variable(settings, name) for name, f in settings.model_fields.items()
+                if f.is_required()}
+    given = environment(service)
+    for name in required:
+        assert FROM_CALLER.match(given.get(name, "")), f"{service}: {name} must be ${{...:?...}}"
+
+
+@pytest.mark.parametrize("service", sorted(BUILT))
+def test_no_secret_is_written_in_compose_or_has_a_default(service: str) -> None:
+    for name, value in environment(service).items():
+        if name in SECRETS:
+            assert NO_DEFAULT.match(value), f"{service}: {name} = {value!r} has a default"
+
+
+def test_every_secret_setting_is_known_as_a_secret() -> None:
+    for settings in BUILT.values():
+        for name, f in settings.model_fields.items():
+            if SecretStr in (f.annotation, *getattr(f.annotation, "__args__", ())):
+                assert variable(settings, name) in SECRETS, name
+
+
+def test_the_ingestor_and_query_api_require_their_secrets() -> None:
+    def required(settings: type[BaseSettings]) -> set[str]:
+        return {variable(settings, n) for n, f in settings.model_fields.items() if f.is_required()}
+
+    assert required(IngestorSettings) == {"TIKTOK_APP_KEY", "TIKTOK_APP_SECRET"}
+    assert required(QueryApiSettings) == {"QUERY_API_TOKENS"}

@@ -14,10 +14,12 @@ from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery, Loaded, decode_all, plan, touched_keys
 from tests.unit.memory_read_model import Crash, MemoryReadModel
 
+T0 = 1_732_600_000  # times below are seconds after it
+
 
 def event(return_id: str, status: S, t: int, rtype: T | None = T.RETURN_AND_REFUND) -> ReturnEvent:
     return ReturnEvent(shop_id="s", return_id=return_id, order_id="o", status=status,
-                       update_time=t, reverse_type=rtype, source=EventSource.SYNC_202309)
+                       update_time=T0 + t, reverse_type=rtype, source=EventSource.SYNC_202309)
 
 
 def deliveries(*items: ReturnEvent | bytes, partition: int = 0, start: int = 0) -> list[Delivery]:

@@ -138,13 +138,18 @@ class Harness:
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    app = create_app(SimSettings(seed=7))
+    sim = SimSettings(seed=7, app_key="unit-app-key", app_secret="unit-app-secret",
+                      access_token="unit-access-token")
+    app = create_app(sim)
     state: SimState = app.state.sim
     # The simulator may date a return's last steps up to a few seconds after `now`.
     now = int(time.time()) - 10
     generate_returns(state.store, state.driver.rng, SHOP, 230, "202309", now)
     generate_returns(state.store, state.driver.rng, LEGACY_SHOP, 120, "legacy", now)
     settings = Settings(
+        tiktok_app_key=sim.app_key,
+        tiktok_app_secret=sim.app_secret,
+        tiktok_access_token=sim.access_token,
         tiktok_api_base_url="http://sim",
         tiktok_shops=[
             ShopConfig(shop_id=SHOP, api_version="202309", shop_cipher=shop_cipher_for(SHOP)),
@@ -281,7 +286,7 @@ async def test_a_legacy_webhook_is_enriched_in_the_background(harness: Harness) 
 async def test_enrichment_failures_are_counted_not_raised(harness: Harness) -> None:
     harness.sim.faults.expire_token = True
     event = ReturnEvent(shop_id=LEGACY_SHOP, return_id="nope", order_id="o",
-                        status=ReturnStatus.AFTERSALE_APPLYING, update_time=1,
+                        status=ReturnStatus.AFTERSALE_APPLYING, update_time=1732679990,
                         source=EventSource.WEBHOOK_LEGACY)
     harness.service.enrich_later(event)
     harness.service.enrich_later(event.model_copy(update={"shop_id": "not-configured"}))

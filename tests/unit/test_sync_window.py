@@ -8,15 +8,14 @@ import pytest
 
 from contracts.messages import EventSource, RejectionReason
 from contracts.topics import SYNC_COMMANDS_TOPIC
+from ingestor.rejections import Rejected, sync_rejection
 from ingestor.sync import (
     WindowError,
     api_error_text,
     resolve_window,
-    sync_rejection,
     undecodable_command,
 )
 from ingestor.tiktok_client import TikTokApiError
-from ingestor.tiktok_mapping import Rejected
 
 NOW = 1_732_700_000
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -70,8 +69,9 @@ def test_since_after_until_is_refused() -> None:
 
 
 def rejected(raw: dict[str, object]) -> Rejected:
-    return Rejected(RejectionReason.UNKNOWN_STATUS, "202309 return_status 'X' unknown", raw,
-                    "shop-1", "r1", EventSource.SYNC_202309)
+    return Rejected(reason=RejectionReason.UNKNOWN_STATUS,
+                    detail="202309 return_status 'X' unknown", raw=raw,
+                    shop_id="shop-1", return_id="r1", source=EventSource.SYNC_202309)
 
 
 def test_a_sync_rejection_id_depends_on_the_record_only() -> None:

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from contracts.messages import ReturnEvent
+from ingestor.rejections import Rejected
 from ingestor.tiktok_client import (
     RATE_LIMIT_CODES,
     Page,
@@ -20,7 +21,6 @@ from ingestor.tiktok_client import (
     TikTokClientConfig,
     TikTokShopClient,
 )
-from ingestor.tiktok_mapping import Rejected
 from tiktok_sim.app import SimState, create_app
 from tiktok_sim.protocol import (
     ERR_ACCESS_TOKEN_EXPIRED,

@@ -1,6 +1,8 @@
 """Mapping of sync records of both API generations to ReturnEvents (or Rejected)."""
 
 import random
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -8,8 +10,8 @@ import pytest
 
 from contracts.messages import EventSource, Money, RejectionReason, ReturnEvent, ReturnItem
 from contracts.statuses import ReturnStatus, ReverseType
+from ingestor.rejections import Rejected, sync_rejection
 from ingestor.tiktok_mapping import (
-    Rejected,
     map_202309_record,
     map_legacy_record,
     record_update_time,
@@ -167,6 +169,92 @@ def test_negative_quantity_is_rejected_through_contract_validation() -> None:
     assert isinstance(result, Rejected) and result.reason is RejectionReason.INVALID_EVENT
 
 
+def with_item(record: dict[str, Any], list_key: str, **changes: Any) -> dict[str, Any]:
+    items = [{**record[list_key][0], **changes}, *record[list_key][1:]]
+    return {**record, list_key: items}
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({**legacy(), "reverse_update_time": 10**19}, "reverse_update_time"),
+        ({**legacy(), "reverse_update_time": 1_000}, "reverse_update_time"),
+        ({**legacy(), "reverse_request_time": str(2**64)}, "reverse_request_time"),
+        ({**legacy(), "reverse_request_time": "9" * 5000}, "reverse_request_time"),
+        ({**legacy(), "reverse_update_time": "17326799²"}, "reverse_update_time"),
+        ({**legacy(), "reverse_request_time": int(time.time()) + 3 * 86_400},
+         "reverse_request_time"),
+        ({**legacy(), "refund_total": "NaN"}, "refund_total"),
+        ({**legacy(), "refund_total": "Infinity"}, "refund_total"),
+        ({**legacy(), "refund_total": "1e999999"}, "refund_total"),
+        ({**legacy(), "refund_total": "1000000000000"}, "refund_total"),
+        ({**legacy(), "refund_total": "-5"}, "refund_total"),
+        ({**legacy(), "currency": "US Dollar"}, "currency"),
+        ({**legacy(), "reverse_order_id": "2100\x00345"}, "return_id"),
+        ({**legacy(), "order_id": "5" * 129}, "order_id"),
+        ({**legacy(), "return_tracking_id": "TT\n1"}, "tracking_number"),
+        ({**legacy(), "return_reason": "r" * 513}, "reason"),
+        (with_item(legacy(), "return_item_list", return_quantity=2**63), "return_quantity"),
+        (with_item(legacy(), "return_item_list", sku_id="17\x1b29"), "sku_id"),
+        (with_item(legacy(), "return_item_list", return_product_name="p" * 513),
+         "product_name"),
+    ],
+)
+def test_legacy_record_with_an_impossible_value_is_rejected_naming_it(
+    record: dict[str, Any], needle: str
+) -> None:
+    result = map_legacy_record(record, SHOP)
+    assert isinstance(result, Rejected), result
+    assert result.reason is RejectionReason.INVALID_EVENT
+    assert needle in result.detail
+    assert result.raw == record  # kept as received, for the rejected topic
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({**v202309(), "update_time": 10**19}, "update_time"),
+        ({**v202309(), "create_time": -1}, "create_time"),
+        ({**v202309(), "refund_amount": {"currency": "GBP", "refund_total": "sNaN"}},
+         "refund_amount.refund_total"),
+        ({**v202309(), "return_reason_text": "x" * 4097}, "reason_text"),
+        ({**v202309(), "return_id": "4" * 129}, "return_id"),
+        (with_item(v202309(), "return_line_items", quantity=2**63), "quantity"),
+        (with_item(v202309(), "return_line_items", product_image={"url": "https://i\x00/1"}),
+         "image_url"),
+    ],
+)
+def test_202309_record_with_an_impossible_value_is_rejected_naming_it(
+    record: dict[str, Any], needle: str
+) -> None:
+    result = map_202309_record(record, SHOP)
+    assert isinstance(result, Rejected), result
+    assert result.reason is RejectionReason.INVALID_EVENT
+    assert needle in result.detail
+
+
+def test_a_rejection_detail_shows_a_huge_value_shortened() -> None:
+    result = map_legacy_record({**legacy(), "reverse_update_time": 10**4000}, SHOP)
+    assert isinstance(result, Rejected)
+    assert len(result.detail) < 300
+
+
+def test_impossible_records_go_to_the_rejected_topic_named_by_shop_and_record() -> None:
+    result = map_202309_record({**v202309(), "update_time": 10**19}, SHOP)
+    assert isinstance(result, Rejected)
+    rejection = sync_rejection(result, datetime.now(UTC))
+    assert rejection.reason is RejectionReason.INVALID_EVENT and rejection.stage == "ingestor"
+    assert (rejection.shop_id, rejection.return_id) == (SHOP, "4035318504086000000")
+    assert rejection.detail.startswith("sync_202309: update_time ")
+    assert str(10**19) in (rejection.raw or "")
+
+
+def test_a_rejection_names_no_return_whose_id_is_impossible() -> None:
+    result = map_legacy_record({**legacy(), "reverse_order_id": "r\x00"}, SHOP)
+    assert isinstance(result, Rejected)
+    assert sync_rejection(result, datetime.now(UTC)).return_id is None
+
+
 def test_a_record_that_is_not_an_object_is_rejected_as_undecodable() -> None:
     result = map_202309_record(["not", "a", "record"], SHOP)
     assert isinstance(result, Rejected) and result.reason is RejectionReason.UNDECODABLE
@@ -181,6 +269,11 @@ def test_record_update_time_reads_both_generations() -> None:
     assert record_update_time(legacy()) == 1732679990
     assert record_update_time(v202309()) == 1732679990
     assert record_update_time({"update_time": "x"}) is None
+
+
+def test_record_update_time_ignores_impossible_times() -> None:
+    assert record_update_time({"update_time": 10**19}) is None
+    assert record_update_time({"reverse_update_time": 5, "update_time": 1732679990}) == 1732679990
 
 
 def test_simulator_renderings_of_one_return_map_to_the_same_details_in_both_generations() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +17,14 @@ from contracts.statuses import (
     ReturnStatus,
     ReverseType,
 )
+from ingestor.rejections import webhook_rejection
 from ingestor.webhooks import (
     Accepted,
     Ignored,
     Rejected,
     WebhookShapeError,
-    build_rejection,
     parse_webhook,
+    shape_rejection,
 )
 
 NOW = datetime(2024, 11, 27, 4, 0, tzinfo=UTC)
@@ -250,22 +253,97 @@ def test_empty_return_id_is_a_shape_error() -> None:
     assert shape_error(with_data(V202309, return_id="")).fields == ("data.return_id",)
 
 
+# --- impossible values (contracts.limits) ------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (with_data(V202309, update_time=10**19), "data.update_time"),
+        (with_data(LEGACY, update_time=10**19), "data.update_time"),
+        (with_data(LEGACY, update_time=1_000), "data.update_time"),
+        (with_data(V202309, create_time=int(time.time()) + 2 * 86_400), "data.create_time"),
+        ({**V202309, "timestamp": -1}, "timestamp"),
+        ({**V202309, "shop_id": "7" * 129}, "shop_id"),
+        ({**LEGACY, "shop_id": "7494\x00"}, "shop_id"),
+        ({**V202309, "tts_notification_id": "73\n27"}, "tts_notification_id"),
+        (with_data(LEGACY, reverse_order_id="2100\x1b"), "data.reverse_order_id"),
+        (with_data(V202309, order_id="5" * 129), "data.order_id"),
+        (with_data(V202309, return_status="X" * 129), "data.return_status"),
+        (with_data(LEGACY, reverse_user=2**63), "data.reverse_user"),
+        (with_data(LEGACY, reverse_order_status=-(2**63) - 1), "data.reverse_order_status"),
+        ({**LEGACY, "type": 2**64}, "type"),
+    ],
+)
+def test_an_impossible_value_is_a_shape_error_naming_the_field(
+    payload: dict[str, Any], field: str
+) -> None:
+    assert shape_error(payload).fields == (field,)
+
+
+def test_times_from_2016_to_tomorrow_are_accepted() -> None:
+    now = int(time.time())
+    assert accepted(with_data(V202309, update_time=1_451_606_400, create_time=None))
+    assert accepted(with_data(V202309, update_time=now + 86_000))
+
+
+def test_an_invalid_webhook_is_rejected_as_invalid_event_with_its_ids() -> None:
+    payload = with_data(V202309, update_time=10**19)
+    rejection = shape_rejection(payload, shape_error(payload))
+    assert rejection.reason is RejectionReason.INVALID_EVENT
+    assert rejection.source is EventSource.WEBHOOK_202309
+    assert (rejection.shop_id, rejection.return_id) == (
+        "7494560109732840000", "4035318504086000000")
+    assert "data.update_time" in rejection.detail
+
+
+def test_an_invalid_legacy_webhook_names_its_reverse_order_id() -> None:
+    payload = with_data(LEGACY, update_time=10**19)
+    rejection = shape_rejection(payload, shape_error(payload))
+    assert rejection.source is EventSource.WEBHOOK_LEGACY
+    assert rejection.return_id == "2100345678901234"
+
+
+@pytest.mark.parametrize("payload", [
+    {**V202309, "shop_id": "7494\x00", "data": {"return_id": "r" * 200}},
+    {**V202309, "shop_id": 7494560109732840000, "data": "not an object"},
+    ["not", "an", "object"],
+    {"type": "twelve", "shop_id": "7494560109732840000"},
+])
+def test_an_invalid_webhook_names_only_ids_that_are_valid(payload: Any) -> None:
+    rejection = shape_rejection(payload, shape_error(payload))
+    assert rejection.reason is RejectionReason.INVALID_EVENT
+    assert rejection.return_id is None
+    assert rejection.shop_id in (None, "7494560109732840000")
+    assert webhook_rejection(rejection, b"{}", at=NOW).shop_id == rejection.shop_id
+
+
+def test_an_invalid_webhook_is_published_with_its_body_and_a_deterministic_id() -> None:
+    payload = with_data(V202309, update_time=10**19)
+    raw = json.dumps(payload).encode()
+    rejection = shape_rejection(payload, shape_error(payload))
+    first = webhook_rejection(rejection, raw, at=NOW)
+    again = webhook_rejection(rejection, raw, at=datetime.now(UTC))
+    assert first.rejection_id == again.rejection_id
+    assert first.raw == raw.decode() and first.stage == "ingestor"
+    assert first.detail.startswith("webhook_202309: invalid webhook: data.update_time")
+
+
 # --- rejections as published -----------------------------------------------------------------
 
 def test_rejection_keeps_raw_body_and_has_a_deterministic_id() -> None:
     raw = b'{"type": 12, "whatever": true}'
     outcome = rejected(with_data(V202309, return_status="SOMETHING_NEW"))
-    first = build_rejection(outcome, raw, at=NOW)
-    again = build_rejection(outcome, raw, at=datetime(2030, 1, 1, tzinfo=UTC))
+    first = webhook_rejection(outcome, raw, at=NOW)
+    again = webhook_rejection(outcome, raw, at=datetime(2030, 1, 1, tzinfo=UTC))
     assert first.rejection_id == again.rejection_id
     assert first.rejection_id.startswith("ingestor:")
     assert first.stage == "ingestor"
     assert first.raw == raw.decode()
     assert first.reason is RejectionReason.UNKNOWN_STATUS
     assert first.shop_id == "7494560109732840000"
-    assert build_rejection(outcome, raw + b" ", at=NOW).rejection_id != first.rejection_id
+    assert webhook_rejection(outcome, raw + b" ", at=NOW).rejection_id != first.rejection_id
 
 
 def test_rejection_of_non_utf8_body_keeps_it_as_base64() -> None:
     outcome = rejected(with_data(V202309, return_status="SOMETHING_NEW"))
-    assert (build_rejection(outcome, b"\xff\xfe", at=NOW).raw or "").startswith("base64:")
+    assert (webhook_rejection(outcome, b"\xff\xfe", at=NOW).raw or "").startswith("base64:")

@@ -8,12 +8,12 @@ from contracts.logs import configure_logging
 from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
 from ingestor.metrics import IngestorMetrics
-from ingestor.settings import Settings
+from ingestor.settings import settings_or_exit
 from ingestor.sync import SyncService
 
 
 def main() -> None:
-    settings = Settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     bus = KafkaBus(settings)
     metrics = IngestorMetrics()

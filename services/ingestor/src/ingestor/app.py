@@ -2,7 +2,9 @@
 
 `POST /webhooks/tiktok` answers 200 only once the webhook is durably handled: its event (or its
 rejection) acknowledged by Kafka, or the notification ignored as not a return. Anything TikTok
-should retry later (Kafka unavailable) gets a 503; malformed calls get 4xx.
+should retry later (Kafka unavailable) gets a 503; malformed calls get 4xx. A signed webhook of
+the wrong shape or with impossible values gets 422 naming the fields, and only once its body is
+on the rejected topic (acknowledged by Kafka; else 503), so nothing TikTok signed is lost.
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from contracts.messages import EventSource, ReturnEvent
+from contracts.messages import EventSource, RejectedEvent, ReturnEvent
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, WebhookResult
+from ingestor.rejections import webhook_rejection
 from ingestor.settings import Settings
 from ingestor.signature import verify_webhook
 from ingestor.webhooks import (
     Accepted,
     Ignored,
     WebhookShapeError,
-    build_rejection,
     parse_webhook,
+    shape_rejection,
 )
 
 WEBHOOK_PATH = "/webhooks/tiktok"
@@ -141,6 +144,22 @@ def create_app(
         metrics.count(result)
         return JSONResponse(body, status_code=status_code)
 
+    async def reject(rejection: RejectedEvent) -> JSONResponse | None:
+        """Publish a rejection; None once Kafka acknowledged it, else the 503 to answer."""
+        started = time.perf_counter()
+        try:
+            await kafka.publish_rejection(rejection)
+        except PublishError as exc:
+            log.error("webhook_publish_failed", rejection_id=rejection.rejection_id,
+                      error=str(exc))
+            return answer(WebhookResult.UNAVAILABLE, 503, {
+                "detail": f"event bus unavailable, retry later: {exc}"})
+        metrics.publish_seconds.labels(topic=REJECTED_TOPIC).observe(
+            time.perf_counter() - started)
+        log.warning("webhook_rejected", reason=rejection.reason.value, detail=rejection.detail,
+                    shop_id=rejection.shop_id, return_id=rejection.return_id)
+        return None
+
     @app.post(WEBHOOK_PATH)
     async def tiktok_webhook(request: Request) -> JSONResponse:
         try:
@@ -166,9 +185,14 @@ def create_app(
             outcome = parse_webhook(payload, observed_at=now)
         except WebhookShapeError as exc:
             log.warning("webhook_invalid", fields=list(exc.fields), error=str(exc))
+            invalid = webhook_rejection(shape_rejection(payload, exc), raw, at=now)
+            unavailable = await reject(invalid)
+            if unavailable is not None:
+                return unavailable
             return answer(WebhookResult.INVALID, 422, {
                 "detail": f"invalid webhook: {exc}",
                 "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
+                "rejection_id": invalid.rejection_id,
             })
 
         if isinstance(outcome, Ignored):
@@ -196,18 +220,10 @@ def create_app(
             return answer(WebhookResult.ACCEPTED, 200,
                           {"status": "accepted", "event_id": event.event_id})
 
-        rejection = build_rejection(outcome, raw, at=now)
-        try:
-            await kafka.publish_rejection(rejection)
-        except PublishError as exc:
-            log.error("webhook_publish_failed", rejection_id=rejection.rejection_id,
-                      error=str(exc))
-            return answer(WebhookResult.UNAVAILABLE, 503, {
-                "detail": f"event bus unavailable, retry later: {exc}"})
-        metrics.publish_seconds.labels(topic=REJECTED_TOPIC).observe(
-            time.perf_counter() - started)
-        log.warning("webhook_rejected", reason=rejection.reason.value, detail=rejection.detail,
-                    shop_id=rejection.shop_id, return_id=rejection.return_id)
+        rejection = webhook_rejection(outcome, raw, at=now)
+        unavailable = await reject(rejection)
+        if unavailable is not None:
+            return unavailable
         # 200: TikTok must not retry a webhook we will never be able to map.
         return answer(WebhookResult.REJECTED, 200, {
             "status": "rejected", "reason": rejection.reason.value,

@@ -1,11 +1,18 @@
-"""Configuration of the ingestor, read from environment variables (never log the secret)."""
+"""Configuration of the ingestor, read from environment variables (never log the secret).
+
+Fail-closed: the TikTok app key and secret have no default (a default secret would let anyone
+sign webhooks), so the ingestor refuses to start without them (`settings_or_exit`).
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE = "ingestor"
 
 MIB = 1024 * 1024
 
@@ -30,7 +37,9 @@ class ShopConfig(BaseModel):
 class Settings(BaseSettings):
     """Environment variables: the field name in upper case (e.g. `KAFKA_BOOTSTRAP_SERVERS`)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # An empty variable counts as unset (TIKTOK_APP_SECRET= is no secret).
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore",
+                                      env_ignore_empty=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Upper bound of one publish, from the call until the broker's acknowledgement (acks=all).
@@ -38,8 +47,9 @@ class Settings(BaseSettings):
     kafka_delivery_timeout_s: float = Field(default=10.0, gt=0)
     # First connection attempt at startup; afterwards the app keeps retrying in the background.
     kafka_connect_timeout_s: float = Field(default=10.0, gt=0)
-    tiktok_app_key: str = "dev-app-key"
-    tiktok_app_secret: SecretStr = SecretStr("dev-app-secret")
+    # Required: webhook signatures and API signing.
+    tiktok_app_key: str = Field(min_length=1)
+    tiktok_app_secret: SecretStr = Field(min_length=1)
     ingestor_host: str = "127.0.0.1"
     ingestor_port: int = Field(default=8001, ge=1, le=65535)
     webhook_max_body_bytes: int = Field(default=1 * MIB, gt=0)
@@ -51,7 +61,8 @@ class Settings(BaseSettings):
     # JSON list: [{"shop_id": "...", "api_version": "legacy"|"202309", "shop_cipher": "...",
     #              "access_token": "..."}]; a shop without access_token uses TIKTOK_ACCESS_TOKEN.
     tiktok_shops: list[ShopConfig] = Field(default_factory=list, repr=False)
-    tiktok_access_token: SecretStr = SecretStr("dev-access-token")
+    # None: a shop without its own token cannot be synced (its sync fails, saying so).
+    tiktok_access_token: SecretStr | None = None
     tiktok_requests_per_second: float = Field(default=10.0, gt=0)
     # Publish a sync command for every configured shop at start and then every N minutes (0: off).
     sync_reconcile_minutes: float = Field(default=0, ge=0)
@@ -74,6 +85,37 @@ class Settings(BaseSettings):
     def shop(self, shop_id: str) -> ShopConfig | None:
         return next((s for s in self.tiktok_shops if s.shop_id == shop_id), None)
 
-    def access_token_for(self, shop: ShopConfig) -> str:
+    def access_token_for(self, shop: ShopConfig) -> str | None:
+        """The shop's own token, else TIKTOK_ACCESS_TOKEN; None when there is neither."""
         token = shop.access_token or self.tiktok_access_token
-        return token.get_secret_value()
+        return token.get_secret_value() if token is not None else None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return str(loc[0]).upper() if loc else "configuration"
+
+
+def refusal(exc: ValidationError) -> str:
+    """What is wrong with the environment, on one line, naming variables but no value."""
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        name = _variable(error["loc"])
+        if error["type"] == "missing":
+            problems.setdefault(name, f"{name} is not set")
+        elif error["type"] in ("too_short", "string_too_short"):
+            problems.setdefault(name, f"{name} is empty")
+        else:
+            problems.setdefault(name, f"{name} is invalid ({error['msg']})")
+    return "; ".join(problems.values())
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line on stderr and exit status 2 (never a traceback, no secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        reason = refusal(exc)
+    except ValueError as exc:  # pydantic-settings: a variable that is not valid JSON
+        reason = str(exc)
+    print(f"{SERVICE}: {reason}; refusing to start", file=sys.stderr)
+    raise SystemExit(2)

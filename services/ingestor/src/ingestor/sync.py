@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,11 +57,10 @@ from contracts.read_model import FINISHED_JOB_STATUSES, JobStatus
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
-from ingestor.settings import Settings, ShopConfig
+from ingestor.rejections import Rejected, raw_text, sync_rejection
+from ingestor.settings import Settings
 from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient
-from ingestor.tiktok_mapping import Rejected
-from ingestor.webhooks import raw_text
 
 log = structlog.get_logger("ingestor.sync")
 
@@ -115,24 +113,6 @@ def resolve_window(
     if since <= covered and (synced_until is None or reach > synced_until):
         checkpoint_after = reach
     return Window(since, until, checkpoint_after)
-
-
-def sync_rejection(rejected: Rejected, at: datetime) -> RejectedEvent:
-    """A record of a sync response that cannot be mapped, as the rejected topic keeps it. The
-    id depends on the record only: syncing the same record again gives the same rejection."""
-    raw = json.dumps(rejected.raw, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hashlib.sha256(f"{rejected.shop_id}\n{raw}".encode()).hexdigest()
-    source = rejected.source.value if rejected.source is not None else "sync"
-    return RejectedEvent(
-        rejection_id=f"ingestor-sync:{digest}",
-        reason=rejected.reason,
-        detail=f"{source}: {rejected.detail}",
-        stage="ingestor",
-        shop_id=rejected.shop_id,
-        return_id=rejected.return_id,
-        raw=raw,
-        rejected_at=at,
-    )
 
 
 def undecodable_command(
@@ -200,29 +180,35 @@ class ClientPool:
 
     def problem(self, shop_id: str) -> str | None:
         """Why this shop cannot be synced, or None."""
-        if not self._settings.tiktok_api_base_url:
-            return "no TikTok API configured (TIKTOK_API_BASE_URL is empty)"
-        if self._settings.shop(shop_id) is None:
-            return f"shop {shop_id} is not configured (not in TIKTOK_SHOPS)"
+        try:
+            self._config(shop_id)
+        except SyncFailed as exc:
+            return str(exc)
         return None
 
     def get(self, shop_id: str) -> TikTokShopClient:
         client = self._clients.get(shop_id)
         if client is None:
-            shop = self._settings.shop(shop_id)
-            if shop is None or not self._settings.tiktok_api_base_url:
-                raise SyncFailed(self.problem(shop_id) or f"shop {shop_id} unknown")
-            client = TikTokShopClient(self._config(shop), transport=self._transport)
+            client = TikTokShopClient(self._config(shop_id), transport=self._transport)
             self._clients[shop_id] = client
         return client
 
-    def _config(self, shop: ShopConfig) -> TikTokClientConfig:
+    def _config(self, shop_id: str) -> TikTokClientConfig:
         s = self._settings
+        if not s.tiktok_api_base_url:
+            raise SyncFailed("no TikTok API configured (TIKTOK_API_BASE_URL is empty)")
+        shop = s.shop(shop_id)
+        if shop is None:
+            raise SyncFailed(f"shop {shop_id} is not configured (not in TIKTOK_SHOPS)")
+        token = s.access_token_for(shop)
+        if token is None:
+            raise SyncFailed(f"shop {shop_id} has no access token (no access_token in "
+                             "TIKTOK_SHOPS and TIKTOK_ACCESS_TOKEN is not set)")
         return TikTokClientConfig(
             base_url=s.tiktok_api_base_url,
             app_key=s.tiktok_app_key,
             app_secret=s.tiktok_app_secret.get_secret_value(),
-            access_token=s.access_token_for(shop),
+            access_token=token,
             shop_id=shop.shop_id,
             api_version=shop.api_version,
             shop_cipher=shop.shop_cipher,

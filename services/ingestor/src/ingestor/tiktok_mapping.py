@@ -10,17 +10,20 @@ Choices where TikTok is silent (see DOMAIN.md):
   order (the buyer's application).
 - an empty `refund_total` means "amount not known" (refund None); a malformed one rejects the
   record (`invalid_event`) rather than losing or inventing money.
+- an impossible value (`contracts.limits`: a time before 2016 or past tomorrow, an amount that
+  is not a finite decimal, an id with control characters...) rejects the record
+  (`invalid_event`), naming TikTok's field where the contract's name differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from contracts.limits import Amount, Count, UnixTime
 from contracts.messages import (
     EventSource,
     Money,
@@ -36,21 +39,15 @@ from contracts.statuses import (
     V202309_STATUS_NAMES,
     ReverseType,
 )
+from ingestor.rejections import Rejected
 
 LEGACY_CANCEL_REVERSE_TYPE = 1  # an order cancellation, not a return (DOMAIN.md, Reverse types)
+SHOWN_CHARS = 64  # of a refused value, in a rejection's detail
 
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record that is not mapped, with the reason and the record as received."""
-
-    reason: RejectionReason
-    detail: str
-    raw: dict[str, Any] = field(repr=False)
-    shop_id: str | None = None
-    return_id: str | None = None
-    source: EventSource | None = None
-
+T = TypeVar("T")
+_TIME = TypeAdapter[int](UnixTime)
+_COUNT = TypeAdapter[int](Count)
+_AMOUNT = TypeAdapter[Decimal](Amount)
 
 MappingResult = ReturnEvent | Rejected
 
@@ -60,6 +57,20 @@ class _Invalid(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _within(adapter: TypeAdapter[T], value: Any, where: str) -> T:
+    """`value` if `contracts.limits` allows it, else the record is rejected naming `where`."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        why = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+        raise _Invalid(RejectionReason.INVALID_EVENT, f"{where} {_shown(value)}: {why}") from None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -81,19 +92,32 @@ def _opt_int(record: Mapping[str, Any], key: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise _Invalid(RejectionReason.INVALID_EVENT, f"{key} is not an integer: {value!r}")
+        raise _Invalid(RejectionReason.INVALID_EVENT, f"{key} is not an integer: {_shown(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise _Invalid(RejectionReason.INVALID_EVENT, f"{key} is not an integer: {value!r}")
+        try:
+            return int(value.strip())
+        except ValueError:  # digits int() refuses: "²", or more than Python converts
+            pass
+    raise _Invalid(RejectionReason.INVALID_EVENT, f"{key} is not an integer: {_shown(value)}")
 
 
-def _req_int(record: Mapping[str, Any], key: str) -> int:
+def _opt_time(record: Mapping[str, Any], key: str) -> int | None:
     value = _opt_int(record, key)
+    return None if value is None else _within(_TIME, value, key)
+
+
+def _req_time(record: Mapping[str, Any], key: str) -> int:
+    value = _opt_time(record, key)
     if value is None:
         raise _Invalid(RejectionReason.INVALID_EVENT, f"missing {key}")
     return value
+
+
+def _opt_count(record: Mapping[str, Any], key: str) -> int | None:
+    value = _opt_int(record, key)
+    return None if value is None else _within(_COUNT, value, key)
 
 
 def _money(amount: Any, currency: Any, where: str) -> Money | None:
@@ -102,13 +126,7 @@ def _money(amount: Any, currency: Any, where: str) -> Money | None:
         return None
     if isinstance(amount, float):  # a float has already lost precision: refuse to guess
         raise _Invalid(RejectionReason.INVALID_EVENT, f"{where} is a float, not a string")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        detail = f"{where} is not a decimal: {text!r}"
-        raise _Invalid(RejectionReason.INVALID_EVENT, detail) from None
-    if not value.is_finite():
-        raise _Invalid(RejectionReason.INVALID_EVENT, f"{where} is not finite: {text!r}")
+    value = _within(_AMOUNT, text, where)
     cur = _opt_str(currency)
     if cur is None:
         raise _Invalid(RejectionReason.INVALID_EVENT, f"{where} has no currency")
@@ -185,7 +203,7 @@ def _legacy_items(record: Mapping[str, Any]) -> tuple[ReturnItem, ...] | None:
             seller_sku=_opt_str(item.get("seller_sku")),
             product_name=_opt_str(item.get("return_product_name")),
             sku_name=_opt_str(item.get("sku_name")),
-            quantity=_opt_int(item, "return_quantity"),
+            quantity=_opt_count(item, "return_quantity"),
             image_url=_first_image(item.get("product_images")),
         )
         for item in _list_of_dicts(record, "return_item_list")
@@ -224,14 +242,14 @@ def _map_legacy(record: Mapping[str, Any], shop_id: str) -> ReturnEvent:
         reason_text=_legacy_reason_text(record),
         items=_legacy_items(record),
         tracking_number=_opt_str(record.get("return_tracking_id")),
-        request_time=_opt_int(record, "reverse_request_time"),
+        request_time=_opt_time(record, "reverse_request_time"),
     )
     return ReturnEvent(
         shop_id=shop_id,
         return_id=return_id,
         order_id=_req_str(record, "order_id"),
         status=LEGACY_STATUS_CODES[status_code],
-        update_time=_req_int(record, "reverse_update_time"),
+        update_time=_req_time(record, "reverse_update_time"),
         reverse_type=reverse_type,
         details=details,
         source=EventSource.SYNC_LEGACY,
@@ -258,7 +276,7 @@ def _v202309_items(record: Mapping[str, Any]) -> tuple[ReturnItem, ...] | None:
             _opt_str(line.get("product_name")),
             _opt_str(line.get("sku_name")),
         )
-        quantity = _opt_int(line, "quantity")
+        quantity = _opt_count(line, "quantity")
         if key not in folded:
             folded[key] = 0
             order.append((key, _first_image(line.get("product_image"))))
@@ -306,14 +324,14 @@ def _map_202309(record: Mapping[str, Any], shop_id: str) -> ReturnEvent:
         reason_text=_opt_str(record.get("return_reason_text")),
         items=_v202309_items(record),
         tracking_number=_opt_str(record.get("return_tracking_number")),
-        request_time=_opt_int(record, "create_time"),
+        request_time=_opt_time(record, "create_time"),
     )
     return ReturnEvent(
         shop_id=shop_id,
         return_id=return_id,
         order_id=_req_str(record, "order_id"),
         status=V202309_STATUS_NAMES[status_name],
-        update_time=_req_int(record, "update_time"),
+        update_time=_req_time(record, "update_time"),
         reverse_type=reverse_type,
         details=details,
         source=EventSource.SYNC_202309,
@@ -330,7 +348,7 @@ def record_update_time(record: Mapping[str, Any]) -> int | None:
     """The update time of a raw record of either generation, if it has a usable one."""
     for key in ("reverse_update_time", "update_time"):
         try:
-            value = _opt_int(record, key)
+            value = _opt_time(record, key)
         except _Invalid:
             continue
         if value is not None:

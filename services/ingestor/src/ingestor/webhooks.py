@@ -5,26 +5,21 @@ A webhook is one of:
 - a return event this product does not map (unknown status, replacement) -> `Rejected`, which the
   edge publishes to the rejected topic so an operator can see it (never guessed at, never dropped);
 - any other notification type (orders, products, authorization) -> `Ignored`.
-A body of the wrong shape raises `WebhookShapeError`, naming the offending fields.
+A body of the wrong shape, or with an impossible value (`contracts.limits`: a time past int64,
+an id with control characters...), raises `WebhookShapeError` naming the offending fields;
+`shape_rejection` turns it into the `Rejected` the edge publishes before answering 422.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from contracts.messages import (
-    EventSource,
-    RejectedEvent,
-    RejectionReason,
-    ReturnDetails,
-    ReturnEvent,
-)
+from contracts.limits import Code, Id, Int64, UnixTime
+from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
 from contracts.statuses import (
     LEGACY_REVERSE_EVENT_TYPES,
     LEGACY_REVERSE_TYPE_CODES,
@@ -33,59 +28,59 @@ from contracts.statuses import (
     V202309_STATUS_NAMES,
     ReverseType,
 )
+from ingestor.rejections import Rejected, valid_id
 
 LEGACY_RETURN_TYPE = 2
 V202309_RETURN_TYPE = 12
 RETURN_WEBHOOK_TYPES = frozenset({LEGACY_RETURN_TYPE, V202309_RETURN_TYPE})
 
 LEGACY_REVERSE_USERS: dict[int, str] = {1: "buyer", 2: "seller", 3: "operator", 4: "system"}
-
-# Identifiers: TikTok sends them as strings; numbers are accepted and kept as their digits.
-Id = Annotated[str, Field(min_length=1, max_length=128)]
-UnixSeconds = Annotated[int, Field(ge=0)]
+WEBHOOK_SOURCES = {LEGACY_RETURN_TYPE: EventSource.WEBHOOK_LEGACY,
+                   V202309_RETURN_TYPE: EventSource.WEBHOOK_202309}
 
 
 class _Shape(BaseModel):
-    # TikTok adds fields over time: unknown ones are allowed and ignored.
+    # TikTok adds fields over time: unknown ones are allowed and ignored. Identifiers: TikTok
+    # sends them as strings; numbers are accepted and kept as their digits.
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
 
 
 class _Envelope(_Shape):
-    type: int
+    type: Int64
 
 
 class LegacyReturnData(_Shape):
     order_id: Id
     reverse_order_id: Id
-    reverse_order_status: int
-    reverse_event_type: str | None = None
-    reverse_type: int | None = None  # not documented in the webhook; used when present
-    reverse_user: int | None = None
-    update_time: UnixSeconds
+    reverse_order_status: Int64
+    reverse_event_type: Code | None = None
+    reverse_type: Int64 | None = None  # not documented in the webhook; used when present
+    reverse_user: Int64 | None = None
+    update_time: UnixTime
 
 
 class LegacyReturnWebhook(_Shape):
     type: Literal[2]
     shop_id: Id
-    timestamp: UnixSeconds | None = None
+    timestamp: UnixTime | None = None
     data: LegacyReturnData
 
 
 class V202309ReturnData(_Shape):
     order_id: Id
     return_id: Id
-    return_status: str
-    return_type: str | None = None
-    return_role: str | None = None
-    create_time: UnixSeconds | None = None
-    update_time: UnixSeconds
+    return_status: Code
+    return_type: Code | None = None
+    return_role: Code | None = None
+    create_time: UnixTime | None = None
+    update_time: UnixTime
 
 
 class V202309ReturnWebhook(_Shape):
     type: Literal[12]
-    tts_notification_id: str | None = None
+    tts_notification_id: Id | None = None
     shop_id: Id
-    timestamp: UnixSeconds | None = None
+    timestamp: UnixTime | None = None
     data: V202309ReturnData
 
 
@@ -115,15 +110,6 @@ class Accepted:
 @dataclass(frozen=True)
 class Ignored:
     webhook_type: int
-
-
-@dataclass(frozen=True)
-class Rejected:
-    reason: RejectionReason
-    detail: str
-    source: EventSource
-    shop_id: str | None
-    return_id: str | None
 
 
 WebhookOutcome = Accepted | Ignored | Rejected
@@ -173,14 +159,14 @@ def _map_legacy(hook: LegacyReturnWebhook, observed_at: datetime) -> WebhookOutc
     source = EventSource.WEBHOOK_LEGACY
     reverse_type, unsupported = _legacy_reverse_type(data)
     if unsupported is not None:
-        return Rejected(RejectionReason.UNSUPPORTED_TYPE, unsupported, source,
-                        hook.shop_id, data.reverse_order_id)
+        return Rejected(reason=RejectionReason.UNSUPPORTED_TYPE, detail=unsupported,
+                        source=source, shop_id=hook.shop_id, return_id=data.reverse_order_id)
     status = LEGACY_STATUS_CODES.get(data.reverse_order_status)
     if status is None:
         return Rejected(
-            RejectionReason.UNKNOWN_STATUS,
-            f"reverse_order_status {data.reverse_order_status} is not a known status code",
-            source, hook.shop_id, data.reverse_order_id,
+            reason=RejectionReason.UNKNOWN_STATUS,
+            detail=f"reverse_order_status {data.reverse_order_status} is not a known status code",
+            source=source, shop_id=hook.shop_id, return_id=data.reverse_order_id,
         )
     actor = None
     if data.reverse_user is not None:
@@ -208,16 +194,16 @@ def _map_202309(hook: V202309ReturnWebhook, observed_at: datetime) -> WebhookOut
         reverse_type = V202309_RETURN_TYPES.get(data.return_type)
         if reverse_type is None:
             return Rejected(
-                RejectionReason.UNSUPPORTED_TYPE,
-                f"return_type {data.return_type!r} is not a supported type",
-                source, hook.shop_id, data.return_id,
+                reason=RejectionReason.UNSUPPORTED_TYPE,
+                detail=f"return_type {data.return_type!r} is not a supported type",
+                source=source, shop_id=hook.shop_id, return_id=data.return_id,
             )
     status = V202309_STATUS_NAMES.get(data.return_status)
     if status is None:
         return Rejected(
-            RejectionReason.UNKNOWN_STATUS,
-            f"return_status {data.return_status!r} is not a known status",
-            source, hook.shop_id, data.return_id,
+            reason=RejectionReason.UNKNOWN_STATUS,
+            detail=f"return_status {data.return_status!r} is not a known status",
+            source=source, shop_id=hook.shop_id, return_id=data.return_id,
         )
     return Accepted(
         ReturnEvent(
@@ -236,29 +222,18 @@ def _map_202309(hook: V202309ReturnWebhook, observed_at: datetime) -> WebhookOut
     )
 
 
-def raw_text(raw_body: bytes) -> str:
-    """The body as the rejected topic keeps it: utf-8 text, or `base64:` + its base64."""
-    try:
-        return raw_body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw_body).decode("ascii")
-
-
-def rejection_id(raw_body: bytes) -> str:
-    """Deterministic: the same body rejected twice (e.g. a TikTok retry) has the same id."""
-    return "ingestor:" + hashlib.sha256(raw_body).hexdigest()
-
-
-def build_rejection(rejected: Rejected, raw_body: bytes, *, at: datetime) -> RejectedEvent:
-    return RejectedEvent(
-        rejection_id=rejection_id(raw_body),
-        reason=rejected.reason,
-        detail=f"{rejected.source.value}: {rejected.detail}",
-        stage="ingestor",
-        shop_id=rejected.shop_id,
-        return_id=rejected.return_id,
-        raw=raw_text(raw_body),
-        rejected_at=at,
+def shape_rejection(payload: Any, error: WebhookShapeError) -> Rejected:
+    """A webhook refused for its shape or values (`invalid_event`), with the shop and return
+    it names when those are readable ids."""
+    body: dict[str, Any] = payload if isinstance(payload, dict) else {}
+    data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
+    webhook_type = body.get("type")
+    return Rejected(
+        reason=RejectionReason.INVALID_EVENT,
+        detail=f"invalid webhook: {error}",
+        source=WEBHOOK_SOURCES.get(webhook_type) if isinstance(webhook_type, int) else None,
+        shop_id=valid_id(body.get("shop_id")),
+        return_id=valid_id(data.get("return_id", data.get("reverse_order_id"))),
     )
 
 
@@ -270,8 +245,6 @@ __all__ = [
     "Rejected",
     "WebhookOutcome",
     "WebhookShapeError",
-    "build_rejection",
     "parse_webhook",
-    "raw_text",
-    "rejection_id",
+    "shape_rejection",
 ]

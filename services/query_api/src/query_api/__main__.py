@@ -11,11 +11,11 @@ import uvicorn
 
 from contracts.logs import configure_logging
 from query_api.api import create_app
-from query_api.settings import Settings
+from query_api.settings import settings_or_exit
 
 
 def main() -> None:
-    settings = Settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),

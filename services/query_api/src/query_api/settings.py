@@ -1,11 +1,18 @@
-"""Configuration of the query API, read from the environment (or a `.env` file)."""
+"""Configuration of the query API, read from the environment (or a `.env` file).
+
+Fail-closed: QUERY_API_TOKENS has no default, so the API refuses to start without at least one
+token (`settings_or_exit`) rather than serve a deployment nobody configured.
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE = "query_api"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -13,7 +20,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 class Settings(BaseSettings):
     """Environment variable names are the field names in upper case, e.g. `MONGODB_URL`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # An empty variable counts as unset.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True,
+                                      env_ignore_empty=True)
 
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "tiktok_returns"
@@ -21,8 +30,8 @@ class Settings(BaseSettings):
         default=5000, ge=100, description="server selection / connect timeout"
     )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"  # for sync commands
-    # JSON: token -> shop ids it may read ("*" for all). Empty: every request is refused.
-    query_api_tokens: dict[str, list[str]] = Field(default_factory=dict, repr=False)
+    # JSON: token -> shop ids it may read ("*" for all). Required, at least one token.
+    query_api_tokens: dict[str, list[str]] = Field(min_length=1, repr=False)
     query_api_host: str = "127.0.0.1"
     query_api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
@@ -31,3 +40,33 @@ class Settings(BaseSettings):
         ge=0,
         description="how long the meta document naming the returns collection is cached",
     )
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return str(loc[0]).upper() if loc else "configuration"
+
+
+def refusal(exc: ValidationError) -> str:
+    """What is wrong with the environment, on one line, naming variables but no value."""
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        name = _variable(error["loc"])
+        if error["type"] == "missing":
+            problems.setdefault(name, f"{name} is not set")
+        elif error["type"] in ("too_short", "string_too_short"):
+            problems.setdefault(name, f"{name} is empty")
+        else:
+            problems.setdefault(name, f"{name} is invalid ({error['msg']})")
+    return "; ".join(problems.values())
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line on stderr and exit status 2 (never a traceback, no secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        reason = refusal(exc)
+    except ValueError as exc:  # pydantic-settings: a variable that is not valid JSON
+        reason = str(exc)
+    print(f"{SERVICE}: {reason}; refusing to start", file=sys.stderr)
+    raise SystemExit(2)
