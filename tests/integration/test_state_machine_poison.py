@@ -32,6 +32,7 @@ from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
 from contracts.topics import EVENTS_TOPIC
 from state_machine.batch import Delivery, decode_all, plan
+from state_machine.processor import no_rejections
 from state_machine.repository import ReadModelRepository, write_chunk_size
 from tests.integration.events import EventClock, end_offsets, event, produce
 from tests.integration.harness import Doc, Harness, eventually, wait_caught_up
@@ -167,7 +168,8 @@ class CrashBeforeReturns(ReadModelRepository):
 
 async def _apply(repository: ReadModelRepository, deliveries: list[Delivery]) -> None:
     decoded = decode_all(deliveries)
-    while not await repository.save(plan(decoded, await repository.load(decoded))):
+    while not await repository.save(plan(decoded, await repository.load(decoded)),
+                                    no_rejections):
         pass
 
 

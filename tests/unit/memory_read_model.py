@@ -40,16 +40,15 @@ class MemoryReadModel:
 
     def load(self, decoded: Decoded) -> Loaded:
         returns = {k: self.returns[k] for k in touched_keys(decoded) if k in self.returns}
+        counted = {p: self.counts[p][0] for p in touched_counts(decoded) if p in self.counts}
         return Loaded(
             returns=returns,
             histories={k: list(self.events.get(k, {}).values())
-                       for k in needs_history(decoded, returns)},
-            counted={p: self.counts[p][0] for p in touched_counts(decoded) if p in self.counts},
+                       for k in needs_history(decoded, returns, counted)},
+            counted=counted,
         )
 
     def save(self, result: BatchPlan, crash_after: str = "") -> bool:
-        for rejection in result.rejections:
-            self.rejections[rejection.rejection_id] = rejection
         for count in result.counts:
             pair = (count.shop_id, count.partition)
             offset = self.counts[pair][0] if pair in self.counts else None
@@ -65,6 +64,11 @@ class MemoryReadModel:
                 doc = record.model_dump(mode="json")
                 self.events.setdefault(change.key, {})[record.event.event_id] = stored_event(doc)
         if crash_after == "events":
+            raise Crash
+        for rejection in result.rejections:  # recorded as the state machine records them
+            if not rejection.withdrawn or rejection.rejection_id in self.rejections:
+                self.rejections[rejection.rejection_id] = rejection
+        if crash_after == "published":
             raise Crash
         for change in result.changes:
             stored = self.returns.get(change.key)

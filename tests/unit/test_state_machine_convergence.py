@@ -100,7 +100,7 @@ def _deliver(model: MemoryReadModel, records: list[Delivery], rng: random.Random
     committed = 0
     while committed < len(records):
         batch = records[committed: committed + rng.randint(1, 25)]
-        crash = rng.choice(["", "", "", "counts", "events", "commit"])
+        crash = rng.choice(["", "", "", "counts", "events", "published", "commit"])
         try:
             model.apply(batch, crash_after=crash if crash != "commit" else "")
         except Crash:

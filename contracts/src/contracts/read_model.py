@@ -113,6 +113,9 @@ class EventRecord(BaseModel):
     inferred: tuple[ReturnStatus, ...] = ()  # statuses missed before this one (rule 6)
     reason: RejectionReason | None = None
     note: str | None = None
+    # The reason of the latest rejection the event was given, kept when it is withdrawn, so
+    # that a batch resumed after a crash can announce the withdrawal again.
+    last_rejection: RejectionReason | None = None
 
 
 class CountsDocument(BaseModel):

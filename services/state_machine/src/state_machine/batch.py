@@ -64,6 +64,7 @@ class StoredEvent:
     verdict: Verdict
     partition: int
     offset: int  # its last delivery counted in `fact.deliveries`
+    last_rejection: RejectionReason | None = None  # kept when withdrawn (see `_rejections`)
 
     def has_counted(self, delivery: Delivery) -> bool:
         return delivery.partition == self.partition and delivery.offset <= self.offset
@@ -211,7 +212,8 @@ def _new_items(decoded: Decoded, returns: dict[str, Stored]) -> tuple[dict[str, 
     return per_return, redelivered
 
 
-def needs_history(decoded: Decoded, returns: dict[str, Stored]) -> set[str]:
+def needs_history(decoded: Decoded, returns: dict[str, Stored],
+                  counted: dict[CountsKey, int]) -> set[str]:
     """The returns whose new events cannot simply be folded on from their stored state."""
     wanted = set()
     for key, items in _new_items(decoded, returns)[0].items():
@@ -220,9 +222,17 @@ def needs_history(decoded: Decoded, returns: dict[str, Stored]) -> set[str]:
             stored is None  # new, or every event of it so far was rejected
             or any(order_key(event) <= stored.last_key for _, event in items)  # late or repeated
             or (stored.state.reverse_type is None and any(e.reverse_type for _, e in items))
+            or _resumed(items, counted)
         ):
             wanted.add(key)
     return wanted
+
+
+def _resumed(items: Items, counted: dict[CountsKey, int]) -> list[tuple[Delivery, ReturnEvent]]:
+    """The items an earlier attempt at this batch got as far as counting (it wrote the counts
+    first, then died): it may have stored their history and announced their rejections, so
+    the return is folded from its stored history, and its rejections announced again."""
+    return [(d, e) for d, e in items if d.offset <= counted.get((e.shop_id, d.partition), -1)]
 
 
 @dataclass
@@ -272,7 +282,7 @@ def _fold_return(
         outcomes[folded.verdicts[eid].outcome] += 1
     key = stored_key(items)
     records = [
-        _record(key, facts.facts[eid], verdict, facts.position[eid])
+        _record(key, facts.facts[eid], verdict, facts.position[eid], facts.before.get(eid))
         for eid, verdict in folded.verdicts.items()
     ]
     return folded.state, records, facts.before, outcomes
@@ -282,14 +292,17 @@ def stored_key(items: Items) -> str:
     return items[0][1].key
 
 
-def _record(key: str, fact: Fact, verdict: Verdict, position: tuple[int, int]) -> EventRecord:
+def _record(key: str, fact: Fact, verdict: Verdict, position: tuple[int, int],
+            before: StoredEvent | None) -> EventRecord:
     event = fact.event
+    last_rejection = verdict.reason if verdict.outcome is Outcome.REJECTED else (
+        before.last_rejection if before else None)
     return EventRecord(
         return_key=key, shop_id=event.shop_id, update_time=event.update_time,
         rank=LIFECYCLE_RANK[event.status], event=event, deliveries=fact.deliveries,
         last_observed_at=fact.last_observed_at, partition=position[0], offset=position[1],
         outcome=verdict.outcome, inferred=verdict.inferred, reason=verdict.reason,
-        note=verdict.note,
+        note=verdict.note, last_rejection=last_rejection,
     )
 
 
@@ -312,16 +325,16 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
         state, records, before_events, outcomes = _fold_return(stored, history, items)
         result.outcomes.update(outcomes)
         counts_key = (items[0][1].shop_id, items[0][0].partition)
-        counted = loaded.counted.get(counts_key, -1)
-        if items[-1][0].offset > counted:  # the counts do not hold all of these records yet
-            done = [(d, e) for d, e in items if d.offset <= counted]
+        done = _resumed(items, loaded.counted)
+        if len(done) < len(items):  # the counts do not hold all of these records yet
             before = (_fold_return(stored, history, done)[0] if done
                       else stored.state if stored else None)
             deltas[counts_key][_status(before) or ""] -= 1
             deltas[counts_key][_status(state) or ""] += 1
             upto[counts_key] = max(upto.get(counts_key, -1), items[-1][0].offset)
         changed = [r for r in records if _changed(r, before_events.get(r.event.event_id))]
-        result.rejections += _rejections(changed, before_events, items[0][0].topic)
+        result.rejections += _rejections(records if done else changed, before_events,
+                                         items[0][0].topic, resumed=bool(done))
         last_key = max([stored.last_key if stored else BEFORE_ALL,
                         *((r.update_time, r.rank) for r in records)])
         result.changes.append(Change(
@@ -337,26 +350,32 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
 
 def _changed(record: EventRecord, stored: StoredEvent | None) -> bool:
     return stored is None or (
-        stored.fact.deliveries, stored.verdict, stored.fact.event, stored.offset
+        stored.fact.deliveries, stored.verdict, stored.fact.event, stored.offset,
+        stored.last_rejection,
     ) != (
         record.deliveries, Verdict(record.outcome, record.inferred, record.reason, record.note),
-        record.event, record.offset,
+        record.event, record.offset, record.last_rejection,
     )
 
 
-def _rejections(changed: list[EventRecord], before: dict[str, StoredEvent],
-                topic: str) -> list[RejectedEvent]:
-    """Rejections the fold now gives, and those it no longer gives (withdrawn, not deleted)."""
+def _rejections(records: list[EventRecord], before: dict[str, StoredEvent], topic: str,
+                resumed: bool) -> list[RejectedEvent]:
+    """Rejections the fold gives, and those it no longer gives (withdrawn, not deleted).
+
+    Announced after the history is stored: a batch that resumes an earlier attempt cannot
+    tell what that attempt announced before it died, so it announces every rejection of the
+    return again (the same ids), and withdraws again every event that was ever rejected
+    (`last_rejection`) and is not now."""
     out = []
-    for record in changed:
+    for record in records:
         stored = before.get(record.event.event_id)
         was = stored.verdict if stored else None
         was_rejected = was is not None and was.outcome is Outcome.REJECTED
-        if record.outcome is Outcome.REJECTED and (
-                not was_rejected or (was is not None and was.reason != record.reason)):
-            out.append(_rejected_event(record, topic, withdrawn=False))
-        elif was_rejected and record.outcome is not Outcome.REJECTED:
-            assert was is not None
-            withdrawn = record.model_copy(update={"reason": was.reason, "note": was.note})
+        if record.outcome is Outcome.REJECTED:
+            if resumed or not was_rejected or (was is not None and was.reason != record.reason):
+                out.append(_rejected_event(record, topic, withdrawn=False))
+        elif record.last_rejection is not None and (resumed or was_rejected):
+            withdrawn = record.model_copy(update={
+                "reason": record.last_rejection, "note": was.note if was else None})
             out.append(_rejected_event(withdrawn, topic, withdrawn=True))
     return out

@@ -96,10 +96,10 @@ class BatchProcessor:
         decoded = decode_all(deliveries)
         while True:
             result = plan(decoded, await repository.load(decoded))
-            # Rejections first: if we die before the write, redelivery publishes them again
-            # (same ids, recorded once); the other way round they could be lost.
-            await self.publish_rejections(result.rejections)
-            if await repository.save(result):
+            # Rejections are published once the history that gives them is stored and before
+            # the returns are: if we die in between, the batch comes again, finds what its
+            # first attempt stored, and announces its rejections (and withdrawals) again.
+            if await repository.save(result, self.publish_rejections):
                 break
             metrics.WRITE_CONFLICTS.inc()
             log.warning("write race lost, replanning", returns=len(result.changes))

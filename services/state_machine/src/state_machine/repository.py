@@ -3,9 +3,9 @@
 Three collections per read model (see `contracts.read_model`): returns (one small document per
 return, `_id` = "shop_id:return_id", guarded by `version`), their history (one document per
 distinct event, `_id` = event id) and status counts (per shop and partition, guarded by the
-offset they hold). A plan is written in that order: counts, history, returns. Each write is
-idempotent or guarded, so a crash between any two of them, or a redelivered batch, changes
-nothing twice (see state_machine.batch).
+offset they hold). A plan is written in that order: counts, history, (its rejections are
+published), returns. Each write is idempotent or guarded, so a crash between any two of them,
+or a redelivered batch, changes nothing twice (see state_machine.batch).
 
 Every read is by key (`_id`, or a return's history by `return_key`), issued concurrently:
 O(log n) each on MongoDB and, with devinfra's expression indexes, on FerretDB too; never `$in`,
@@ -61,6 +61,7 @@ from state_machine.batch import (
 from state_machine.domain import Fact, Verdict
 
 Document = dict[str, Any]
+Announce = Callable[[list[RejectedEvent]], Awaitable[None]]
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 DUPLICATE_KEY = 11000
@@ -166,6 +167,7 @@ def stored_event(doc: Document) -> StoredEvent:
         verdict=Verdict(record.outcome, tuple(record.inferred), record.reason, record.note),
         partition=record.partition,
         offset=record.offset,
+        last_rejection=record.last_rejection,
     )
 
 
@@ -249,21 +251,21 @@ class ReadModelRepository:
     async def load(self, decoded: Decoded) -> Loaded:
         """What is stored of everything the batch touches (see `batch.plan`)."""
         loaded = Loaded()
+        pairs = touched_counts(decoded)
+        loaded.counted = {p: self.counted[p] for p in pairs if p in self.counted}
         keys = touched_keys(decoded)
         loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
-        fetched = await gather_bounded([k for k in keys if k not in self.cache],
-                                       self._load_return)
+        counted, fetched = await asyncio.gather(
+            gather_bounded([p for p in pairs if p not in self.counted], self._load_counted),
+            gather_bounded([k for k in keys if k not in self.cache], self._load_return))
+        for pair, offset in counted.items():
+            if offset is not None:
+                loaded.counted[pair] = self.counted[pair] = offset
         for key, stored in fetched.items():
             if stored is not None:
                 loaded.returns[key] = self.cache[key] = stored
-        wanted = needs_history(decoded, loaded.returns)
+        wanted = needs_history(decoded, loaded.returns, loaded.counted)
         loaded.histories = await gather_bounded(wanted, self._load_history)
-        pairs = touched_counts(decoded)
-        loaded.counted = {p: self.counted[p] for p in pairs if p in self.counted}
-        for pair, offset in (await gather_bounded(
-                [p for p in pairs if p not in self.counted], self._load_counted)).items():
-            if offset is not None:
-                loaded.counted[pair] = self.counted[pair] = offset
         return loaded
 
     async def _load_return(self, key: str) -> Stored | None:
@@ -284,10 +286,10 @@ class ReadModelRepository:
 
     # ----------------------------------------------------------------------------- writes
 
-    async def save(self, plan: BatchPlan) -> bool:
-        """Store the plan: counts, history, returns. False when a write lost a race with
-        another consumer (the batch must be loaded and planned again); what was written is
-        kept, and the next plan accounts for it."""
+    async def save(self, plan: BatchPlan, announce: Announce) -> bool:
+        """Store the plan: counts, history, then `announce` its rejections, then the returns.
+        False when a write lost a race with another consumer (the batch must be loaded and
+        planned again); what was written is kept, and the next plan accounts for it."""
         batch_id = uuid.uuid4().hex
         events = [ReplaceOne({"_id": r.event.event_id}, event_document(r), upsert=True)
                   for c in plan.changes for r in c.events]
@@ -297,6 +299,7 @@ class ReadModelRepository:
                 return False
             if events:
                 await bulk_write_chunked(self.events, events, self.write_chunk)
+            await announce(plan.rejections)
             lost = await self._save_returns(returns, plan.changes, batch_id)
         except BaseException:
             self.forget(c.key for c in plan.changes)  # some may be written: read them back
@@ -369,17 +372,20 @@ class ReadModelRepository:
 
     async def record_rejections(self, rejections: list[RejectedEvent]) -> None:
         """Keep rejections where the API can list them; the same rejection twice is one, and
-        a withdrawal (or a rejection given again) updates only its `withdrawn` flag."""
+        a withdrawal (or a rejection given again) updates only its `withdrawn` flag. A
+        withdrawal of a rejection never recorded (announced again after a crash) is a no-op."""
         if not rejections:
             return
         await bulk_write_chunked(
             self.rejections,
             [
+                UpdateOne({"_id": r.rejection_id}, {"$set": {"withdrawn": True}})
+                if r.withdrawn else  # of a rejection recorded before; never a new one
                 UpdateOne(
                     {"_id": r.rejection_id},
                     {"$setOnInsert": r.model_dump(mode="json", exclude={"withdrawn"})
                      | {"_id": r.rejection_id},
-                     "$set": {"withdrawn": r.withdrawn}},
+                     "$set": {"withdrawn": False}},
                     upsert=True,
                 )
                 for r in rejections
