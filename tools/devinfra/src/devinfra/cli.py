@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
+from devinfra.infra import Infra
 from devinfra.install import install as do_install
 from devinfra.proc import port_is_free
-from devinfra.servers import Infra
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 

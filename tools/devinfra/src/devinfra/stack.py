@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from devinfra.infra import Infra
 from devinfra.proc import pick_port
-from devinfra.servers import Infra
 
 DEV_TOKEN = "dev-token"
 DEV_SHOPS = (("7494560109732840000", "202309"), ("7494560109732840001", "legacy"))
