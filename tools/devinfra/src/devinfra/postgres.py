@@ -11,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from devinfra import ferretdb_indexes
 from devinfra.install import InstalledPaths
 from devinfra.proc import ManagedProcess, ServerStartError, pick_port, wait_until
 from devinfra.server import HOST, Server, run_checked
@@ -109,6 +110,7 @@ class PostgresServer(Server):
             "max_connections": "200",
             "shared_buffers": "128MB",
             "logging_collector": "off",
+            "plan_cache_mode": ferretdb_indexes.PLAN_CACHE_MODE,
         }
         if not self.durable:
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -146,6 +148,8 @@ class PostgresServer(Server):
             run_checked(
                 [self._bin("createdb"), "-h", HOST, "-p", str(self.port), "-U", PG_USER, FERRET_DB]
             )
+        self._psql(FERRET_DB, ferretdb_indexes.INSTALL_SQL)
+        ferretdb_indexes.check(self._psql(FERRET_DB, ferretdb_indexes.CHECK_SQL))
 
     def _psql(self, database: str, sql: str) -> str:
         """Run ``sql`` in ``database``; its unaligned, tuples-only output, stripped."""
