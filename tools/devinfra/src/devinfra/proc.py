@@ -163,21 +163,39 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0, *, kill: bool = False) -> None:
         """Send ``stop_signal`` to the process group (SIGKILL if ``kill``); SIGKILL on timeout."""
+        self.send_stop(kill=kill)
+        self.wait_stopped(timeout)
+
+    def send_stop(self, *, kill: bool = False) -> None:
+        if self.running:
+            self._signal_group(signal.SIGKILL if kill else self.stop_signal)
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Wait for the exit :meth:`send_stop` asked for; SIGKILL after ``timeout`` s."""
         if self.proc is None:
             return
-        proc = self.proc
-        if proc.poll() is None:
-            self._signal_group(signal.SIGKILL if kill else self.stop_signal)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs, killing", self.name, timeout)
-                self._signal_group(signal.SIGKILL)
-                proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "%s (pid %d) did not stop within %.0fs of %s, killing",
+                self.name, self.proc.pid, timeout, self.stop_signal.name,
+            )  # fmt: skip
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=10)
         # kill stragglers left in the group (orphaned children), if any
         self._signal_group(signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         self.proc = None
+
+
+def stop_all(processes: Sequence[ManagedProcess], timeout: float = 10.0) -> None:
+    """Stop ``processes`` at once: each gets its stop signal, SIGKILL after ``timeout`` s."""
+    for process in processes:
+        process.send_stop()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.wait_stopped(max(0.0, deadline - time.monotonic()))
 
 
 def wait_until(
