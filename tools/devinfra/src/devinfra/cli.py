@@ -80,10 +80,9 @@ def up(
         typer.echo(f"# up in {time.monotonic() - t0:.1f}s; Ctrl-C to stop", err=True)
         sys.stdout.flush()
         while not stop_event.wait(1.0):
-            for server in (infra.kafka, infra.postgres, infra.ferretdb):
-                if not server.running:
-                    typer.echo(f"{type(server).__name__} died, shutting down", err=True)
-                    stop_event.set()
+            if exited := infra.exited():
+                typer.echo(f"{', '.join(exited)} died, shutting down", err=True)
+                stop_event.set()
     finally:
         typer.echo("stopping...", err=True)
         infra.stop()

@@ -72,6 +72,11 @@ class Infra:
     def mongodb_url(self) -> str:
         return self.ferretdb.url
 
+    def exited(self) -> list[str]:
+        """The servers that do not run (any longer)."""
+        servers = {"kafka": self.kafka, "postgres": self.postgres, "ferretdb": self.ferretdb}
+        return [name for name, server in servers.items() if not server.running]
+
     def start(self) -> InfraEndpoints:
         t0 = time.monotonic()
         try:

@@ -105,12 +105,13 @@ def run(data_dir: Path = Path(".data")) -> None:
             print(f"! {spec.name} is not ready yet: see {logs / spec.name}.log", flush=True)
         _print_urls(specs, infra, credentials, logs, time.monotonic() - started)
         exited: set[str] = set()
-        while True:
+        while not (exited_servers := infra.exited()):
             time.sleep(1.0)
             for process in processes:
                 if process.name not in exited and not process.running:
                     exited.add(process.name)
                     print(f"! {process.name} exited; see {process.log_file}", flush=True)
+        print(f"! {', '.join(exited_servers)} exited (see {data_dir}/); stopping", flush=True)
     except StopRequested as stop:
         print(f"stopping ({stop})...", flush=True)
     finally:
