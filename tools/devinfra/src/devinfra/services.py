@@ -60,8 +60,10 @@ def env_port(variable: str, default: int, taken: list[int]) -> int:
     return port
 
 
-def services(infra: Infra, credentials: Credentials, taken: list[int]) -> list[Service]:
-    """The services in start order; ports from the environment when free, else free ones."""
+def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[list[Service]]:
+    """What to start on the servers, in layers: each is started after the one before it and
+    stopped before it (the simulator, a stand-in for TikTok, outlives the ingestor, so a
+    sync running at shutdown can finish). Ports from the environment when free, else free."""
     query_port = env_port("QUERY_API_PORT", 8000, taken)
     ingestor_port = env_port("INGESTOR_PORT", 8001, taken)
     metrics_port = env_port("STATE_MACHINE_METRICS_PORT", 8002, taken)
@@ -74,15 +76,7 @@ def services(infra: Infra, credentials: Credentials, taken: list[int]) -> list[S
         "TIKTOK_APP_SECRET": creds["TIKTOK_APP_SECRET"],
         "TIKTOK_ACCESS_TOKEN": creds["TIKTOK_ACCESS_TOKEN"],
     }
-    started = [
-        Service("state_machine", "state_machine",
-                {**common, "STATE_MACHINE_METRICS_PORT": str(metrics_port)},
-                f"http://127.0.0.1:{metrics_port}/metrics"),
-        Service("query_api", "query_api",
-                {**common, "QUERY_API_PORT": str(query_port),
-                 "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"]},
-                f"http://127.0.0.1:{query_port}/readyz"),
-    ]  # fmt: skip
+    simulator: list[Service] = []
     if not os.environ.get("TIKTOK_API_BASE_URL"):
         sim_port = env_port("SIM_PORT", 8090, taken)
         ingestor_env |= {
@@ -93,7 +87,7 @@ def services(infra: Infra, credentials: Credentials, taken: list[int]) -> list[S
             ]),
             "SYNC_RECONCILE_MINUTES": os.environ.get("SYNC_RECONCILE_MINUTES", "1"),
         }
-        started.append(Service("tiktok_sim", "tiktok_sim", {
+        simulator.append(Service("tiktok_sim", "tiktok_sim", {
             "SIM_PORT": str(sim_port),
             # the simulated TikTok app is the one the ingestor is configured with
             "SIM_APP_KEY": creds["TIKTOK_APP_KEY"],
@@ -106,6 +100,14 @@ def services(infra: Infra, credentials: Credentials, taken: list[int]) -> list[S
             "SIM_OUT_OF_ORDER_SHARE": "0.05",
             "SIM_INVALID_SHARE": "0.02",
         }, f"http://127.0.0.1:{sim_port}/_sim/health"))  # fmt: skip
-    started.insert(2, Service("ingestor", "ingestor", ingestor_env,
-                              f"http://127.0.0.1:{ingestor_port}/readyz"))  # fmt: skip
-    return started
+    services = [
+        Service("state_machine", "state_machine",
+                {**common, "STATE_MACHINE_METRICS_PORT": str(metrics_port)},
+                f"http://127.0.0.1:{metrics_port}/metrics"),
+        Service("query_api", "query_api",
+                {**common, "QUERY_API_PORT": str(query_port),
+                 "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"]},
+                f"http://127.0.0.1:{query_port}/readyz"),
+        Service("ingestor", "ingestor", ingestor_env, f"http://127.0.0.1:{ingestor_port}/readyz"),
+    ]  # fmt: skip
+    return [layer for layer in (simulator, services) if layer]

@@ -25,7 +25,7 @@ from types import FrameType
 from devinfra import pidfile
 from devinfra.infra import Infra
 from devinfra.proc import ManagedProcess, stop_all
-from devinfra.services import DEV_SHOPS, DEV_TOKEN, Credentials, Service, env_port, services
+from devinfra.services import DEV_SHOPS, DEV_TOKEN, Credentials, Service, env_port, layers
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PARENT_POLL_SECONDS = 0.5
@@ -54,6 +54,18 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="devinfra-parent-watch", daemon=True).start()
 
 
+def _start(spec: Service, data_dir: Path) -> ManagedProcess:
+    process = ManagedProcess(
+        spec.name,
+        [sys.executable, "-m", spec.module],
+        log_file=data_dir / "logs" / f"{spec.name}.log",
+        pid_file=data_dir / "services" / f"{spec.name}.pid",
+        env={**os.environ, **spec.env},
+    )
+    process.start()
+    return process
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -67,10 +79,9 @@ def run(data_dir: Path = Path(".data")) -> None:
         signal.signal(sig, _on_stop_signal)
     _watch_parent()
     started = time.monotonic()
-    processes: list[ManagedProcess] = []
+    launched: list[list[ManagedProcess]] = []  # per layer
     infra: Infra | None = None
     try:
-        services_dir = data_dir / "services"
         # before choosing ports: what an earlier run left may hold them
         pidfile.stop_leftovers([*data_dir.glob("*/*.pid")])
         credentials = Credentials.from_environment(os.environ)
@@ -85,17 +96,10 @@ def run(data_dir: Path = Path(".data")) -> None:
             durable=True,
         )
         infra.start()
-        specs = services(infra, credentials, taken)
-        for spec in specs:
-            process = ManagedProcess(
-                spec.name,
-                [sys.executable, "-m", spec.module],
-                log_file=logs / f"{spec.name}.log",
-                pid_file=services_dir / f"{spec.name}.pid",
-                env={**os.environ, **spec.env},
-            )
-            process.start()
-            processes.append(process)
+        service_layers = layers(infra, credentials, taken)
+        specs = [spec for layer in service_layers for spec in layer]
+        for layer in service_layers:
+            launched.append([_start(spec, data_dir) for spec in layer])
         deadline = time.monotonic() + 90
         pending = list(specs)
         while pending and time.monotonic() < deadline:
@@ -107,7 +111,7 @@ def run(data_dir: Path = Path(".data")) -> None:
         exited: set[str] = set()
         while not (exited_servers := infra.exited()):
             time.sleep(1.0)
-            for process in processes:
+            for process in (p for processes in launched for p in processes):
                 if process.name not in exited and not process.running:
                     exited.add(process.name)
                     print(f"! {process.name} exited; see {process.log_file}", flush=True)
@@ -115,7 +119,8 @@ def run(data_dir: Path = Path(".data")) -> None:
     except StopRequested as stop:
         print(f"stopping ({stop})...", flush=True)
     finally:
-        stop_all(list(reversed(processes)))
+        for processes in reversed(launched):
+            stop_all(processes)
         if infra is not None:
             infra.stop()
         print(f"stopped ({time.monotonic() - started:.0f}s after start).", flush=True)
