@@ -1,9 +1,12 @@
-"""Update by _id through PyMongo on FerretDB, with and without devinfra's GIN indexes.
+"""Update by _id, insert and the list query through PyMongo on FerretDB, with and without
+devinfra's GIN indexes.
 
 Fresh PostgreSQL 15 + FerretDB 1.24 (durable, as under `make run`), one collection of `--docs`
-documents shaped like returns. Times `--updates` `update_one({"_id": ...}, {"$set": ...})` on
-random documents with the GIN indexes devinfra's event trigger created, then again after
-dropping them (FerretDB as it was: every update scans the table), and the same for inserts.
+documents shaped like returns (one shop, nine statuses). Times `--updates` of each: an
+`update_one` by `_id` of a random document, an `insert_one`, and the list's first page (shop and
+status equality, newest update first, 51 documents) with the GIN indexes devinfra's event
+trigger created, then again after dropping them (FerretDB as it was: every filter scans).
+Figures only, no assertions.
 
     .venv/bin/python -m bench.ferretdb_index --docs 20000 --updates 200
 """
@@ -29,12 +32,14 @@ from devinfra import FerretDBServer, PostgresServer, install
 from devinfra.postgres import FERRET_DB, PG_USER
 
 DATABASE, COLLECTION = "bench_index", "returns"
+SHOP = "7494560109732840000"
+STATUSES = [f"STATUS_{n}" for n in range(9)]
 
 
 def doc(i: int) -> dict[str, Any]:
-    return {"_id": f"7494560109732840000:{i:019d}", "shop_id": "7494560109732840000",
-            "status": random.choice(["AFTERSALE_APPLYING", "AFTERSALE_RETURNING", "COMPLETE"]),
-            "version": 1, "history": [{"status": "AFTERSALE_APPLYING", "at": i}] * 3}  # fmt: skip
+    return {"_id": f"{SHOP}:{i:019d}", "shop_id": SHOP, "status": random.choice(STATUSES),
+            "update_time": 1_732_600_000 + i, "version": 1,
+            "history": [{"status": STATUSES[0], "update_time": i}] * 3}  # fmt: skip
 
 
 def timed(n: int, operation: Callable[[int], object]) -> list[float]:
@@ -51,9 +56,12 @@ def measure(coll: Collection[dict[str, Any]], docs: int, updates: int, offset: i
     ids = [doc(random.randrange(docs))["_id"] for _ in range(updates)]
     update = timed(updates, lambda i: coll.update_one({"_id": ids[i]}, {"$inc": {"version": 1}}))
     insert = timed(updates, lambda i: coll.insert_one(doc(offset + i)))
-    return (f"update by _id p50 {statistics.median(update):6.1f} ms  "
-            f"p95 {statistics.quantiles(update, n=20)[-1]:6.1f} ms | "
-            f"insert_one p50 {statistics.median(insert):5.1f} ms")  # fmt: skip
+    page = timed(updates, lambda i: list(
+        coll.find({"shop_id": SHOP, "status": STATUSES[i % len(STATUSES)]})
+        .sort([("update_time", -1), ("_id", -1)]).limit(51)
+    ))  # fmt: skip
+    return " | ".join(f"{name} p50 {statistics.median(ms):6.1f} ms" for name, ms in
+                      (("update by _id", update), ("insert", insert), ("list page", page)))
 
 
 def main() -> None:

@@ -31,6 +31,13 @@ def write(path: Path, pid: int, stop_signal: signal.Signals) -> None:
     path.write_text(json.dumps(record))
 
 
+def remove(path: Path, pid: int) -> None:
+    """Remove ``path`` if it still names ``pid`` (a newer run may have written its own)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text())["pid"]) == pid:
+            path.unlink()
+
+
 def _recorded(path: Path) -> tuple[psutil.Process, signal.Signals] | None:
     """The live process ``path`` names and its stop signal, or None if there is none."""
     try:

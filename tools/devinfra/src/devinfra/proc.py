@@ -185,7 +185,7 @@ class ManagedProcess:
             self.proc.wait(timeout=10)
         # kill stragglers left in the group (orphaned children), if any
         self._signal_group(signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        pidfile.remove(self.pid_file, self.proc.pid)
         self.proc = None
 
 
