@@ -171,6 +171,33 @@ def test_ferretdbs_prepared_find_by_id_is_a_bitmap_index_scan_on_the_gin_index(
     assert f"Bitmap Index Scan on {table}__id_gin" in plan, plan
 
 
+def test_tables_of_an_existing_data_dir_get_their_gin_indexes_at_start(
+    ferretdb_on_postgres: tuple[PostgresServer, FerretDBServer],
+) -> None:
+    postgres, ferretdb = ferretdb_on_postgres
+    client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.url)
+    try:
+        client["idx_existing"]["sync_jobs"].insert_one({"_id": "j1", "shop_id": "s"})
+        table = _collection_table(postgres, "idx_existing", "sync_jobs")
+        gin = ("SELECT count(*) FROM pg_indexes WHERE schemaname = 'idx_existing' "
+               "AND tablename = %s AND indexdef LIKE '%%USING gin%%'")  # fmt: skip
+        with psycopg.connect(**_conninfo(postgres), autocommit=True) as conn:
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'idx_existing' "
+                "AND indexdef LIKE '%USING gin%'"
+            ).fetchall():
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("idx_existing", name)))
+            assert conn.execute(gin, (table,)).fetchone() == (0,)
+    finally:
+        client.close()
+    ferretdb.stop()  # a restart, as of `make run` on an existing data dir
+    postgres.stop()
+    postgres.start()
+    ferretdb.start()
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        assert conn.execute(gin, (table,)).fetchone() == (len(ferretdb_indexes.FIELDS),)
+
+
 def test_the_index_check_fails_in_one_line_without_custom_plans_or_the_trigger() -> None:
     ferretdb_indexes.check("force_custom_plan|t")
     for broken in ("auto|t", "force_custom_plan|f"):
