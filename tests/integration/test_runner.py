@@ -217,6 +217,28 @@ def test_a_new_run_stops_the_server_an_earlier_run_left_running(
         leftover.stop()
 
 
+def test_a_second_run_on_the_same_data_dir_takes_over_from_the_first(
+    data_dir: Path, ports: dict[str, str]
+) -> None:
+    first = start_devinfra(data_dir, ports, TIKTOK_API_BASE_URL=NO_TIKTOK_API)
+    second: Run | None = None
+    try:
+        first.wait_ready()
+        first_processes = first.processes()
+        second = start_devinfra(data_dir, ports, TIKTOK_API_BASE_URL=NO_TIKTOK_API)
+        second.wait_ready()
+        seconds_until_gone(first_processes)
+        assert first.proc.wait(5) == 0, first.text()
+        assert f"stopping devinfra (pid {first.proc.pid}) left running" in second.text()
+        assert "Traceback" not in first.text() + second.text()
+        # the first run's ports were free again: the second took the same ones
+        assert f"Dashboard        {first.query_url}/" in second.text(), second.text()
+    finally:
+        for run in (first, second):
+            if run is not None and run.proc.poll() is None:
+                stop(run)
+
+
 def test_when_make_is_killed_the_run_stops_everything(
     data_dir: Path, ports: dict[str, str]
 ) -> None:

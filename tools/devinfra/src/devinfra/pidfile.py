@@ -52,8 +52,8 @@ def _recorded(path: Path) -> tuple[psutil.Process, signal.Signals] | None:
 
 def stop_leftovers(paths: Iterable[Path]) -> None:
     """Stop the processes these pid files name, left running by an earlier run, and remove
-    the files. Each gets its stop signal (to its process group) at once, SIGKILL after
-    :data:`STOP_TIMEOUT` s; one line says what is stopped."""
+    the files. Each gets its stop signal at once, SIGKILL after :data:`STOP_TIMEOUT` s; one
+    line says what is stopped."""
     found: list[psutil.Process] = []
     for path in paths:
         if (recorded := _recorded(path)) is not None:
@@ -70,6 +70,10 @@ def stop_leftovers(paths: Iterable[Path]) -> None:
     psutil.wait_procs(alive, timeout=STOP_TIMEOUT)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal ``pid``'s process group if it leads one (our children do), else ``pid`` alone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)

@@ -7,8 +7,8 @@ the ingestor, and the bundled TikTok Shop simulator when no real TikTok API is c
 Nothing outlives the run, however it ends: SIGINT, SIGTERM or SIGHUP stop everything
 cleanly, so does the death of our parent (`make`, a terminal); if we are killed outright
 (SIGKILL) every server and service gets its stop signal from the kernel (PR_SET_PDEATHSIG,
-see :mod:`devinfra.proc`). Each process leaves a pid file in the data dir, and a new run
-first stops whatever an earlier one left behind.
+see :mod:`devinfra.proc`). Each process, the runner too, leaves a pid file in the data dir;
+a new run first stops whatever an earlier one left behind, or the earlier run itself.
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ def run(data_dir: Path = Path(".data")) -> None:
     _watch_parent()
     started = time.monotonic()
     launched: list[list[ManagedProcess]] = []  # per layer
+    runner_pid_file = data_dir / "runner" / "devinfra.pid"
     infra: Infra | None = None
     try:
-        # before choosing ports: what an earlier run left may hold them
+        # before choosing ports: what an earlier run left may hold them; an earlier runner
+        # still running on this data dir is stopped too (it then stops what it started)
         pidfile.stop_leftovers([*data_dir.glob("*/*.pid")])
+        pidfile.write(runner_pid_file, os.getpid(), signal.SIGTERM)
         credentials = Credentials.from_environment(os.environ)
         if announcement := credentials.announcement():
             print(announcement, flush=True)
@@ -123,6 +126,7 @@ def run(data_dir: Path = Path(".data")) -> None:
             stop_all(processes)
         if infra is not None:
             infra.stop()
+        pidfile.remove(runner_pid_file, os.getpid())
         print(f"stopped ({time.monotonic() - started:.0f}s after start).", flush=True)
 
 
