@@ -66,7 +66,7 @@ def data_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: its root is 0700 and PostgreSQL runs as the postgres user.
     path = Path(tempfile.mkdtemp(prefix="returns-run-"))
     path.chmod(0o755)
-    yield path
+    yield path / "data"
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -80,7 +80,7 @@ def ports() -> dict[str, str]:
 def start(argv: list[str], data_dir: Path, ports: dict[str, str], **env: str) -> Run:
     environ = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
     environ |= {**ports, "RETURNS_DATA_DIR": str(data_dir), **env}
-    output = data_dir.parent / f"{data_dir.name}-{uuid.uuid4().hex[:6]}.out"
+    output = data_dir.parent / f"run-{uuid.uuid4().hex[:6]}.out"  # removed with the data dir
     with output.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=REPO, env=environ, stdout=out, stderr=subprocess.STDOUT)
     return Run(proc, output, f"http://127.0.0.1:{ports['QUERY_API_PORT']}",
