@@ -1,14 +1,34 @@
-"""Smoke test: the fixtures yield a working Kafka and a working FerretDB."""
+"""The local servers: the fixtures yield a working Kafka and FerretDB; FerretDB's PostgreSQL is
+index-backed; every server stops promptly."""
 
 from __future__ import annotations
 
+import shutil
+import signal
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from psycopg import sql
 from pymongo import MongoClient
+
+from devinfra import (
+    FerretDBServer,
+    Infra,
+    PostgresServer,
+    ServerStartError,
+    ferretdb_indexes,
+    install,
+)
+from devinfra.postgres import FERRET_DB
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +76,159 @@ def test_mongo_roundtrip(mongodb_url: str) -> None:
         assert coll.count_documents({"status": "APPROVED"}) == 1
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- own servers
+
+
+def _temp_data_dir() -> Path:
+    # Not pytest's tmp_path: its root is 0700 and PostgreSQL runs as the postgres user.
+    path = Path(tempfile.mkdtemp(prefix="returns-infra-test-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ferretdb_on_postgres() -> Iterator[tuple[PostgresServer, FerretDBServer]]:
+    """A PostgreSQL and a FerretDB of our own, to look at what FerretDB does in PostgreSQL."""
+    data_dir = _temp_data_dir()
+    paths = install()
+    postgres = PostgresServer(data_dir / "postgres", paths, durable=False)
+    ferretdb = FerretDBServer(
+        data_dir / "ferretdb", paths, postgresql_url=postgres.url, port=None
+    )
+    try:
+        postgres.start()
+        ferretdb.start()
+        yield postgres, ferretdb
+    finally:
+        ferretdb.stop()
+        postgres.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _collection_table(postgres: PostgresServer, database: str, collection: str) -> str:
+    """The PostgreSQL table FerretDB keeps ``database.collection`` in (schema = database)."""
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT _jsonb->>'table' FROM {} WHERE _jsonb->>'_id' = %s").format(
+                sql.Identifier(database, "_ferretdb_database_metadata")
+            ),
+            (collection,),
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _conninfo(postgres: PostgresServer) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": postgres.port, "user": "postgres", "dbname": FERRET_DB}
+
+
+def test_every_table_ferretdb_creates_gets_a_gin_index_per_filtered_field(
+    ferretdb_on_postgres: tuple[PostgresServer, FerretDBServer],
+) -> None:
+    postgres, ferretdb = ferretdb_on_postgres
+    client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.url)
+    try:
+        client["idx_fields"]["events"].insert_one({"_id": "e1", "return_key": "s:r"})
+    finally:
+        client.close()
+    table = _collection_table(postgres, "idx_fields", "events")
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        indexes = dict(conn.execute(
+            "SELECT tablename, string_agg(indexdef, E'\\n') FROM pg_indexes "
+            "WHERE schemaname = 'idx_fields' GROUP BY tablename"
+        ).fetchall())  # fmt: skip
+    for field in ferretdb_indexes.FIELDS:
+        assert f"USING gin (((_jsonb -> '{field}'::text)) jsonb_path_ops)" in indexes[table]
+    assert "gin" not in indexes["_ferretdb_database_metadata"]
+
+
+def test_ferretdbs_prepared_find_by_id_is_a_bitmap_index_scan_on_the_gin_index(
+    ferretdb_on_postgres: tuple[PostgresServer, FerretDBServer],
+) -> None:
+    postgres, ferretdb = ferretdb_on_postgres
+    client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.url)
+    try:
+        client["idx_plan"]["returns"].insert_many(
+            {"_id": f"r{i}", "shop_id": f"s{i % 10}", "status": "AFTERSALE_APPLYING"}
+            for i in range(3000)
+        )
+    finally:
+        client.close()
+    table = _collection_table(postgres, "idx_plan", "returns")
+    # FerretDB's shape for a top-level equality, as a prepared statement with parameters; the
+    # sixth execution on is where PostgreSQL may switch to a generic plan
+    prepare = sql.SQL("PREPARE by_field(text, jsonb) AS SELECT _jsonb FROM {} "
+                      "WHERE _jsonb->$1 @> $2").format(sql.Identifier("idx_plan", table))
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        conn.execute(prepare)
+        for i in range(6):
+            conn.execute(f"EXECUTE by_field('_id', '\"r{i}\"')").fetchall()
+        plan = "\n".join(
+            row[0] for row in conn.execute("EXPLAIN EXECUTE by_field('_id', '\"r7\"')")
+        )
+    assert f"Bitmap Index Scan on {table}__id_gin" in plan, plan
+
+
+def test_tables_of_an_existing_data_dir_get_their_gin_indexes_at_start(
+    ferretdb_on_postgres: tuple[PostgresServer, FerretDBServer],
+) -> None:
+    postgres, ferretdb = ferretdb_on_postgres
+    client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.url)
+    try:
+        client["idx_existing"]["sync_jobs"].insert_one({"_id": "j1", "shop_id": "s"})
+        table = _collection_table(postgres, "idx_existing", "sync_jobs")
+        gin = ("SELECT count(*) FROM pg_indexes WHERE schemaname = 'idx_existing' "
+               "AND tablename = %s AND indexdef LIKE '%%USING gin%%'")  # fmt: skip
+        with psycopg.connect(**_conninfo(postgres), autocommit=True) as conn:
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'idx_existing' "
+                "AND indexdef LIKE '%USING gin%'"
+            ).fetchall():
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("idx_existing", name)))
+            assert conn.execute(gin, (table,)).fetchone() == (0,)
+    finally:
+        client.close()
+    ferretdb.stop()  # a restart, as of `make run` on an existing data dir
+    postgres.stop()
+    postgres.start()
+    ferretdb.start()
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        assert conn.execute(gin, (table,)).fetchone() == (len(ferretdb_indexes.FIELDS),)
+
+
+def test_the_index_check_fails_in_one_line_without_custom_plans_or_the_trigger() -> None:
+    ferretdb_indexes.check("force_custom_plan|t")
+    for broken in ("auto|t", "force_custom_plan|f"):
+        with pytest.raises(ServerStartError) as failure:
+            ferretdb_indexes.check(broken)
+        assert "\n" not in str(failure.value)
+
+
+def test_every_server_exits_within_10s_of_sigterm() -> None:
+    data_dir = _temp_data_dir()
+    infra = Infra(data_dir, durable=False)
+    try:
+        infra.start()
+        client: MongoClient[dict[str, Any]] = MongoClient(infra.mongodb_url)
+        client["sigterm"]["c"].insert_one({"_id": 1})  # a client connected to FerretDB
+        servers = {"kafka": infra.kafka, "postgres": infra.postgres, "ferretdb": infra.ferretdb}
+        processes = {name: psutil.Process(server.pid) for name, server in servers.items()
+                     if server.pid is not None}  # fmt: skip
+        t0 = time.monotonic()
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+        exited: dict[str, float] = {}
+        while len(exited) < len(processes) and time.monotonic() - t0 < 30:
+            for name, process in processes.items():
+                if name not in exited and process.status() == psutil.STATUS_ZOMBIE:
+                    exited[name] = time.monotonic() - t0
+            time.sleep(0.05)
+        client.close()
+        print("\nexit after SIGTERM: " + ", ".join(f"{n} {s:.1f}s" for n, s in exited.items()))
+        assert exited.keys() == processes.keys()
+        assert max(exited.values()) < 10, exited
+    finally:
+        infra.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -5,16 +5,12 @@ with running_infra(Path(".data"), kafka_port=None, mongo_port=None, durable=Fals
     infra.kafka_bootstrap, infra.mongodb_url
 """
 
+from devinfra.ferretdb import FerretDBServer
+from devinfra.infra import Infra, InfraEndpoints, running_infra
 from devinfra.install import InstalledPaths, InstallError, cache_dir, install
+from devinfra.kafka import KafkaServer
+from devinfra.postgres import PostgresServer
 from devinfra.proc import ServerStartError
-from devinfra.servers import (
-    FerretDBServer,
-    Infra,
-    InfraEndpoints,
-    KafkaServer,
-    PostgresServer,
-    running_infra,
-)
 
 __all__ = [
     "FerretDBServer",

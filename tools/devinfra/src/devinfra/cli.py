@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
+from devinfra.infra import Infra
+from devinfra.install import InstallError
 from devinfra.install import install as do_install
-from devinfra.proc import port_is_free
-from devinfra.servers import Infra
+from devinfra.proc import ServerStartError, port_is_free
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -79,10 +80,9 @@ def up(
         typer.echo(f"# up in {time.monotonic() - t0:.1f}s; Ctrl-C to stop", err=True)
         sys.stdout.flush()
         while not stop_event.wait(1.0):
-            for server in (infra.kafka, infra.postgres, infra.ferretdb):
-                if not server.running:
-                    typer.echo(f"{type(server).__name__} died, shutting down", err=True)
-                    stop_event.set()
+            if exited := infra.exited():
+                typer.echo(f"{', '.join(exited)} died, shutting down", err=True)
+                stop_event.set()
     finally:
         typer.echo("stopping...", err=True)
         infra.stop()
@@ -90,15 +90,22 @@ def up(
 
 @app.command()
 def run(
-    data_dir: Annotated[Path, typer.Option(help="where server data and logs live")] = Path(".data"),
+    data_dir: Annotated[
+        Path, typer.Option(help="where server data and logs live", envvar="RETURNS_DATA_DIR")
+    ] = Path(".data"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Start the infrastructure, the three services and (without TikTok credentials) the
-    TikTok Shop simulator; print where to look; stop everything on Ctrl-C / SIGTERM."""
+    """Start the infrastructure, the three services and (without a TikTok API) the TikTok
+    Shop simulator; print where to look; stop everything on Ctrl-C, SIGTERM, SIGHUP or when
+    the parent process dies."""
     from devinfra.stack import run as run_stack
 
     _setup_logging(verbose)
-    run_stack(data_dir)
+    try:
+        run_stack(data_dir)
+    except (ServerStartError, InstallError) as exc:
+        typer.echo(f"devinfra: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

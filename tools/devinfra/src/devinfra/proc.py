@@ -1,18 +1,31 @@
-"""Subprocess helpers: process-group launch, graceful stop, ports, readiness polling."""
+"""Subprocess helpers: process-group launch tied to our life, graceful stop, ports, polling."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from devinfra import pidfile
+
 log = logging.getLogger("devinfra")
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process: every
+# child is forked from this one thread, which lives as long as the process (callers may well
+# start servers from short-lived threads, e.g. ``asyncio.to_thread``).
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devinfra-spawner")
 
 
 class ServerStartError(RuntimeError):
@@ -63,8 +76,25 @@ def tail(path: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get ``sig`` when this process dies (Linux)."""
+    if _prctl is None:
+        return None
+    prctl = _prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:  # we died between fork and prctl
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
 class ManagedProcess:
-    """A server subprocess in its own process group, output appended to a log file."""
+    """A subprocess in its own process group, output appended to a log file, its pid in
+    ``pid_file``. It gets ``stop_signal`` when we die, however we die (Linux), and
+    :meth:`start` first stops the process an earlier run left behind in ``pid_file``."""
 
     def __init__(
         self,
@@ -72,6 +102,7 @@ class ManagedProcess:
         argv: Sequence[str],
         *,
         log_file: Path,
+        pid_file: Path,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
         user: str | None = None,
@@ -80,6 +111,7 @@ class ManagedProcess:
         self.name = name
         self.argv = list(argv)
         self.log_file = log_file
+        self.pid_file = pid_file
         self.cwd = cwd
         self.env = env
         self.user = user
@@ -89,10 +121,12 @@ class ManagedProcess:
     def start(self) -> None:
         if self.running:
             return
+        pidfile.stop_leftovers([self.pid_file])
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log.debug("starting %s: %s", self.name, self.argv)
         with self.log_file.open("ab") as out:
-            self.proc = subprocess.Popen(
+            self.proc = _spawner.submit(
+                subprocess.Popen,
                 self.argv,
                 user=self.user,
                 group=self.user,
@@ -102,7 +136,9 @@ class ManagedProcess:
                 cwd=self.cwd,
                 env=self.env,
                 start_new_session=True,
-            )
+                preexec_fn=_die_with_parent(self.stop_signal),
+            ).result()
+        pidfile.write(self.pid_file, self.proc.pid, self.stop_signal)
 
     @property
     def running(self) -> bool:
@@ -125,22 +161,41 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
-    def stop(self, timeout: float = 30.0, *, kill: bool = False) -> None:
+    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> None:
         """Send ``stop_signal`` to the process group (SIGKILL if ``kill``); SIGKILL on timeout."""
+        self.send_stop(kill=kill)
+        self.wait_stopped(timeout)
+
+    def send_stop(self, *, kill: bool = False) -> None:
+        if self.running:
+            self._signal_group(signal.SIGKILL if kill else self.stop_signal)
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Wait for the exit :meth:`send_stop` asked for; SIGKILL after ``timeout`` s."""
         if self.proc is None:
             return
-        proc = self.proc
-        if proc.poll() is None:
-            self._signal_group(signal.SIGKILL if kill else self.stop_signal)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs, killing", self.name, timeout)
-                self._signal_group(signal.SIGKILL)
-                proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "%s (pid %d) did not stop within %.0fs of %s, killing",
+                self.name, self.proc.pid, timeout, self.stop_signal.name,
+            )  # fmt: skip
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=10)
         # kill stragglers left in the group (orphaned children), if any
         self._signal_group(signal.SIGKILL)
+        pidfile.remove(self.pid_file, self.proc.pid)
         self.proc = None
+
+
+def stop_all(processes: Sequence[ManagedProcess], timeout: float = 10.0) -> None:
+    """Stop ``processes`` at once: each gets its stop signal, SIGKILL after ``timeout`` s."""
+    for process in processes:
+        process.send_stop()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.wait_stopped(max(0.0, deadline - time.monotonic()))
 
 
 def wait_until(

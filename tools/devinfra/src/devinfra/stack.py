@@ -1,43 +1,69 @@
-"""`make run`: the whole system on its embedded defaults, until Ctrl-C or SIGTERM.
+"""`make run`: the whole system on its embedded defaults, until it is told to stop.
 
 Kafka, PostgreSQL and FerretDB (data under .data/), then the state machine, the query API and
 the ingestor, and the bundled TikTok Shop simulator when no real TikTok API is configured
 (TIKTOK_API_BASE_URL unset). Each service logs to .data/logs/<name>.log.
+
+Nothing outlives the run, however it ends: SIGINT, SIGTERM or SIGHUP stop everything
+cleanly, so does the death of our parent (`make`, a terminal); if we are killed outright
+(SIGKILL) every server and service gets its stop signal from the kernel (PR_SET_PDEATHSIG,
+see :mod:`devinfra.proc`). Each process, the runner too, leaves a pid file in the data dir;
+a new run first stops whatever an earlier one left behind, or the earlier run itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
-from devinfra.proc import pick_port
-from devinfra.servers import Infra
+from devinfra import pidfile
+from devinfra.infra import Infra
+from devinfra.proc import ManagedProcess, stop_all
+from devinfra.services import DEV_SHOPS, DEV_TOKEN, Credentials, Service, env_port, layers
 
-DEV_TOKEN = "dev-token"
-DEV_SHOPS = (("7494560109732840000", "202309"), ("7494560109732840001", "legacy"))
-
-
-@dataclass
-class Service:
-    name: str
-    module: str
-    env: dict[str, str]
-    ready_url: str | None
-    proc: subprocess.Popen[bytes] | None = None
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PARENT_POLL_SECONDS = 0.5
 
 
-def _port(variable: str, default: int, taken: list[int]) -> int:
-    port = pick_port(int(os.environ.get(variable, default)), exclude=taken)
-    taken.append(port)
-    return port
+class StopRequested(BaseException):  # like KeyboardInterrupt: not caught as an error
+    """Raised in the main thread by a stop signal, wherever it is (also during start-up)."""
+
+
+def _on_stop_signal(signum: int, _frame: FrameType | None) -> None:
+    for sig in STOP_SIGNALS:  # we are stopping: a second Ctrl-C does not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def _watch_parent() -> None:
+    """SIGHUP ourselves when our parent dies (we are then re-parented)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        print(f"parent process {parent} is gone", flush=True)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    threading.Thread(target=watch, name="devinfra-parent-watch", daemon=True).start()
+
+
+def _start(spec: Service, data_dir: Path) -> ManagedProcess:
+    process = ManagedProcess(
+        spec.name,
+        [sys.executable, "-m", spec.module],
+        log_file=data_dir / "logs" / f"{spec.name}.log",
+        pid_file=data_dir / "services" / f"{spec.name}.pid",
+        env={**os.environ, **spec.env},
+    )
+    process.start()
+    return process
 
 
 def _ready(url: str) -> bool:
@@ -48,101 +74,69 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _services(infra: Infra, taken: list[int]) -> list[Service]:
-    query_port = _port("QUERY_API_PORT", 8000, taken)
-    ingestor_port = _port("INGESTOR_PORT", 8001, taken)
-    metrics_port = _port("STATE_MACHINE_METRICS_PORT", 8002, taken)
-    common = {
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "MONGODB_URL": infra.mongodb_url,
-        "QUERY_API_TOKENS": os.environ.get("QUERY_API_TOKENS", json.dumps({DEV_TOKEN: ["*"]})),
-    }
-    ingestor_env = {**common, "INGESTOR_PORT": str(ingestor_port)}
-    services = [
-        Service("state_machine", "state_machine",
-                {**common, "STATE_MACHINE_METRICS_PORT": str(metrics_port)},
-                f"http://127.0.0.1:{metrics_port}/metrics"),
-        Service("query_api", "query_api", {**common, "QUERY_API_PORT": str(query_port)},
-                f"http://127.0.0.1:{query_port}/readyz"),
-    ]
-    if not os.environ.get("TIKTOK_API_BASE_URL"):
-        sim_port = _port("SIM_PORT", 8090, taken)
-        ingestor_env |= {
-            "TIKTOK_API_BASE_URL": f"http://127.0.0.1:{sim_port}",
-            "TIKTOK_SHOPS": json.dumps([
-                {"shop_id": shop, "api_version": version, "shop_cipher": f"cipher-{shop}"}
-                for shop, version in DEV_SHOPS
-            ]),
-            "SYNC_RECONCILE_MINUTES": os.environ.get("SYNC_RECONCILE_MINUTES", "1"),
-        }
-        services.append(Service("tiktok_sim", "tiktok_sim", {
-            "SIM_PORT": str(sim_port),
-            "SIM_SHOPS": ",".join(f"{shop}:{version}:200" for shop, version in DEV_SHOPS),
-            "SIM_WEBHOOK_URL": f"http://127.0.0.1:{ingestor_port}/webhooks/tiktok",
-            "SIM_DRIVE": "true",
-            "SIM_DUPLICATE_SHARE": "0.05",
-            "SIM_OUT_OF_ORDER_SHARE": "0.05",
-            "SIM_INVALID_SHARE": "0.02",
-        }, f"http://127.0.0.1:{sim_port}/_sim/health"))
-    services.insert(2, Service("ingestor", "ingestor", ingestor_env,
-                               f"http://127.0.0.1:{ingestor_port}/readyz"))
-    return services
-
-
 def run(data_dir: Path = Path(".data")) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
+    _watch_parent()
     started = time.monotonic()
-    taken: list[int] = []
-    infra = Infra(data_dir, kafka_port=_port("KAFKA_PORT", 9092, taken),
-                  mongo_port=_port("MONGO_PORT", 27017, taken), durable=True)
-    services: list[Service] = []
+    launched: list[list[ManagedProcess]] = []  # per layer
+    runner_pid_file = data_dir / "runner" / "devinfra.pid"
+    infra: Infra | None = None
     try:
+        # before choosing ports: what an earlier run left may hold them; an earlier runner
+        # still running on this data dir is stopped too (it then stops what it started)
+        pidfile.stop_leftovers([*data_dir.glob("*/*.pid")])
+        pidfile.write(runner_pid_file, os.getpid(), signal.SIGTERM)
+        credentials = Credentials.from_environment(os.environ)
+        if announcement := credentials.announcement():
+            print(announcement, flush=True)
+        logs = data_dir / "logs"
+        taken: list[int] = []
+        infra = Infra(
+            data_dir,
+            kafka_port=env_port("KAFKA_PORT", 9092, taken),
+            mongo_port=env_port("MONGO_PORT", 27017, taken),
+            durable=True,
+        )
         infra.start()
-        services = _services(infra, taken)
-        for service in services:
-            log = (logs / f"{service.name}.log").open("ab")
-            service.proc = subprocess.Popen(
-                [sys.executable, "-m", service.module], env={**os.environ, **service.env},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        service_layers = layers(infra, credentials, taken)
+        specs = [spec for layer in service_layers for spec in layer]
+        for layer in service_layers:
+            launched.append([_start(spec, data_dir) for spec in layer])
         deadline = time.monotonic() + 90
-        pending = [s for s in services if s.ready_url]
-        while pending and time.monotonic() < deadline and not stop.is_set():
-            pending = [s for s in pending if s.ready_url and not _ready(s.ready_url)]
+        pending = list(specs)
+        while pending and time.monotonic() < deadline:
+            pending = [s for s in pending if not _ready(s.ready_url)]
             time.sleep(0.5)
-        for service in pending:
-            print(f"! {service.name} is not ready yet: see {logs / service.name}.log")
-        _print_urls(services, infra, logs, time.monotonic() - started)
-        while not stop.wait(1.0):
-            for service in services:
-                if service.proc is not None and service.proc.poll() is not None:
-                    print(f"! {service.name} exited ({service.proc.returncode}); "
-                          f"see {logs / service.name}.log")
-                    service.proc = None
+        for spec in pending:
+            print(f"! {spec.name} is not ready yet: see {logs / spec.name}.log", flush=True)
+        _print_urls(specs, infra, credentials, logs, time.monotonic() - started)
+        exited: set[str] = set()
+        while not (exited_servers := infra.exited()):
+            time.sleep(1.0)
+            for process in (p for processes in launched for p in processes):
+                if process.name not in exited and not process.running:
+                    exited.add(process.name)
+                    print(f"! {process.name} exited; see {process.log_file}", flush=True)
+        print(f"! {', '.join(exited_servers)} exited (see {data_dir}/); stopping", flush=True)
+    except StopRequested as stop:
+        print(f"stopping ({stop})...", flush=True)
     finally:
-        print("stopping...")
-        for service in reversed(services):
-            if service.proc is not None and service.proc.poll() is None:
-                os.killpg(service.proc.pid, signal.SIGTERM)
-        for service in services:
-            if service.proc is not None:
-                try:
-                    service.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(service.proc.pid, signal.SIGKILL)
-        infra.stop()
-        print("stopped.")
+        for processes in reversed(launched):
+            stop_all(processes)
+        if infra is not None:
+            infra.stop()
+        pidfile.remove(runner_pid_file, os.getpid())
+        print(f"stopped ({time.monotonic() - started:.0f}s after start).", flush=True)
 
 
-def _print_urls(services: list[Service], infra: Infra, logs: Path, seconds: float) -> None:
-    env = {s.name: s.env for s in services}
+def _print_urls(
+    specs: list[Service], infra: Infra, credentials: Credentials, logs: Path, seconds: float
+) -> None:
+    env = {s.name: s.env for s in specs}
     query = f"http://127.0.0.1:{env['query_api']['QUERY_API_PORT']}"
     ingestor = f"http://127.0.0.1:{env['ingestor']['INGESTOR_PORT']}"
-    token = DEV_TOKEN if "QUERY_API_TOKENS" not in os.environ else "<your token>"
+    token = DEV_TOKEN if "QUERY_API_TOKENS" in credentials.defaulted else "<your token>"
     lines = [
         f"TikTok returns is up ({seconds:.0f}s). Ctrl-C stops everything.",
         f"  Dashboard        {query}/?token={token}",
