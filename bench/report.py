@@ -37,10 +37,11 @@ from bench.measure_webhooks import measure_accepts, measure_visibility
 from bench.services import API_TOKEN, Env, Service
 from bench.state_machine_throughput import end_offsets, time_bare_loop, time_state_machine
 from bench.tables import print_tables
-from bench.workload import expected_tabs, produce_history
+from bench.workload import EVENTS_PER_RETURN, expected_tabs, produce_history
 from contracts.topology import ensure_topics
 
 SHOP = "7494560109799990001"
+READ_TIMEOUT_S, POLL_TIMEOUT_S = 1800.0, 30.0
 R = TypeVar("R")
 
 
@@ -79,10 +80,10 @@ async def _accepts(service: Service, args: argparse.Namespace) -> dict[str, Any]
     return result.as_dict()
 
 
-async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: Path
-                   ) -> dict[str, Any]:
+async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: Path,
+                   result: dict[str, Any]) -> None:
+    """Fills `result` as the figures come, so a failure keeps those measured before it."""
     database, group = f"bench_{size}", f"bench-sm-{uuid.uuid4().hex[:6]}"
-    result: dict[str, Any] = {"returns": size, "events_per_return": 5}
     env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
     result["throughput"] = await _throughput(srv, size, env, group)
     state_machine, query_api, ingestor = env.state_machine(group), env.query_api(), env.ingestor()
@@ -90,12 +91,17 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
     try:
         await _step(size, "starting services", asyncio.gather(
             state_machine.start(), query_api.start(), ingestor.start()))
-        async with httpx.AsyncClient(
-            base_url=query_api.url, timeout=120, headers={"Authorization": f"Bearer {API_TOKEN}"},
+        auth = {"Authorization": f"Bearer {API_TOKEN}"}
+        async with httpx.AsyncClient(  # FerretDB takes minutes for some reads at 100,000
+            base_url=query_api.url, timeout=READ_TIMEOUT_S, headers=auth,
+        ) as reader, httpx.AsyncClient(
+            base_url=query_api.url, timeout=POLL_TIMEOUT_S, headers=auth,
         ) as api, httpx.AsyncClient(
-            base_url=ingestor.url, timeout=30, limits=httpx.Limits(max_connections=256),
+            base_url=ingestor.url, timeout=POLL_TIMEOUT_S, limits=httpx.Limits(
+                max_connections=256),
         ) as webhooks:
-            reads = await _step(size, "list and counts", measure_reads(api, SHOP, args.requests))
+            reads = await _step(size, "list and counts",
+                                measure_reads(reader, SHOP, args.requests))
             result["reads"] = reads.as_dict()
             result["counts_as_expected"] = {t.tab: t.returns for t in reads.tabs} == {
                 tab: expected_tabs(size).get(tab, 0) for tab in (t.tab for t in reads.tabs)}
@@ -112,7 +118,6 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
         result["accepts_bare"] = await _step(size, "bare endpoint accepts", _accepts(bare, args))
     finally:
         await asyncio.gather(*(s.stop() for s in (state_machine, query_api, ingestor, bare)))
-    return result
 
 
 def main() -> None:
@@ -131,15 +136,23 @@ def main() -> None:
     args = parser.parse_args()
     # aiokafka warns on each retried send while a new topic elects its leaders: harmless here
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="returns-bench-logs-"))
     print(f"service logs: {log_dir}", flush=True)
     results: list[dict[str, Any]] = []
     for size in args.sizes:
         (log_dir / str(size)).mkdir()
-        with servers() as srv:  # fresh servers per size, stopped and removed after
-            _log(size, f"servers up: kafka {srv.kafka_bootstrap}, mongodb {srv.mongodb_url}"
-                       f"{'' if srv.local else ' (given, not fresh)'}")
-            results.append(asyncio.run(run_size(srv, size, args, log_dir / str(size))))
+        result: dict[str, Any] = {"returns": size, "events_per_return": EVENTS_PER_RETURN}
+        results.append(result)
+        try:
+            with servers() as srv:  # fresh servers per size, stopped and removed after
+                _log(size, f"servers up: kafka {srv.kafka_bootstrap}, mongodb {srv.mongodb_url}"
+                           f"{'' if srv.local else ' (given, not fresh)'}")
+                asyncio.run(run_size(srv, size, args, log_dir / str(size), result))
+        except Exception as exc:  # keep what was measured; go on with the next size
+            result["error"] = repr(exc)
+            _log(size, f"FAILED: {exc!r} (service logs in {log_dir / str(size)})")
         if args.json:  # after each size, so a long run keeps what it measured
             args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                              "results": results}, indent=2))

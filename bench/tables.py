@@ -96,4 +96,6 @@ def print_tables(results: list[dict[str, Any]]) -> None:
                                                    f"{r['accepts_bare']['failed']}"),
         ]),
     ]
-    print("\n\n".join(["", *tables]), flush=True)
+    failures = [f"{r['returns']:,} returns: FAILED {r['error']} (its other figures: —)"
+                for r in results if "error" in r]
+    print("\n\n".join(["", *tables, *failures]), flush=True)
