@@ -57,14 +57,15 @@ async def _step(size: int, what: str, action: Awaitable[R]) -> R:
     return result
 
 
-async def _throughput(srv: Servers, size: int, env: Env, group: str) -> dict[str, Any]:
+async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: float
+                      ) -> dict[str, Any]:
     await ensure_topics(srv.kafka_bootstrap)
     produced_s = await _step(size, "producing events",
                              produce_history(srv.kafka_bootstrap, SHOP, size))
     end = await end_offsets(srv.kafka_bootstrap)
     events = sum(end.values())
     sm_s = await _step(size, "state machine", time_state_machine(
-        srv, env.database, end, group, extra_env=env.common(),
+        srv, env.database, end, group, limit_s=limit_s, extra_env=env.common(),
         log=env.log_dir / "state_machine.log"))
     bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end))
     return {"events": events, "produced_s": produced_s, "state_machine_s": sm_s,
@@ -85,7 +86,8 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
     """Fills `result` as the figures come, so a failure keeps those measured before it."""
     database, group = f"bench_{size}", f"bench-sm-{uuid.uuid4().hex[:6]}"
     env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
-    result["throughput"] = await _throughput(srv, size, env, group)
+    result["throughput"] = await _throughput(srv, size, env, group,
+                                             args.catch_up_hours * 3600)
     state_machine, query_api, ingestor = env.state_machine(group), env.query_api(), env.ingestor()
     bare = env.bare_endpoint()
     try:
@@ -132,6 +134,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="timed requests per query")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--accept-seconds", type=float, default=20)
+    parser.add_argument("--catch-up-hours", type=float, default=24,
+                        help="give up on the state machine after this long")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     # aiokafka warns on each retried send while a new topic elects its leaders: harmless here
