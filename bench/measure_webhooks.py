@@ -16,7 +16,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -158,23 +158,21 @@ class Throughput:
         return asdict(self)
 
 
-async def measure_accepts(
-    client: httpx.AsyncClient, shop: str, *, concurrency: int, seconds: float,
-    first_seq: int = 10_000_000,
-) -> Throughput:
-    """Webhooks/s answered 200 by `client`'s endpoint from `concurrency` senders, each posting
-    its next webhook (a new return's request) as soon as the previous one is answered."""
-    seqs: Callable[[], int] = itertools.count(first_seq).__next__
-    samples: list[float] = []
-    failed = 0
+@dataclass
+class _Loop:
+    samples: list[float] = field(default_factory=list)
+    failed: int = 0
+    seconds: float = 0.0
+
+
+async def _closed_loop(client: httpx.AsyncClient, shop: str, concurrency: int, seconds: float,
+                       new_returns: Iterator[Change], seqs: Callable[[], int], into: _Loop
+                       ) -> None:
     deadline = time.perf_counter() + seconds
-    new_returns = changes(0, new_prefix="c")  # with no loaded returns: new requests only
 
     async def sender() -> None:
-        nonlocal failed
         while time.perf_counter() < deadline:
-            seq = seqs()
-            body = webhook_body(shop, next(new_returns), int(time.time()), seq)
+            body = webhook_body(shop, next(new_returns), int(time.time()), seqs())
             started = time.perf_counter()
             try:
                 response = await client.post(WEBHOOK_PATH, content=body, headers=signed(body))
@@ -182,12 +180,33 @@ async def measure_accepts(
             except httpx.HTTPError:
                 ok = False
             if ok:
-                samples.append(time.perf_counter() - started)
+                into.samples.append(time.perf_counter() - started)
             else:
-                failed += 1
+                into.failed += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return Throughput(concurrency, elapsed, len(samples), failed, len(samples) / elapsed,
-                      Latency.of(samples) if samples else Latency(0.0, 0.0, 0))
+    into.seconds += time.perf_counter() - started
+
+
+async def measure_accepts(
+    endpoints: dict[str, httpx.AsyncClient], shop: str, *, concurrency: int, seconds: float,
+    rounds: int = 2,
+) -> dict[str, Throughput]:
+    """Webhooks/s answered 200 by each endpoint from `concurrency` senders, each posting its
+    next webhook (a new return's request) as soon as the previous one is answered. Endpoints
+    take turns, `rounds` times `seconds / rounds` each, so that a change in what else runs on
+    the machine weighs on all of them alike."""
+    seqs: Callable[[], int] = itertools.count(10_000_000).__next__
+    new_returns = changes(0, new_prefix="c")  # with no loaded returns: new requests only
+    loops = {name: _Loop() for name in endpoints}
+    for _round in range(rounds):
+        for name, client in endpoints.items():
+            await _closed_loop(client, shop, concurrency, seconds / rounds, new_returns, seqs,
+                               loops[name])
+    return {
+        name: Throughput(concurrency, loop.seconds, len(loop.samples), loop.failed,
+                         len(loop.samples) / loop.seconds,
+                         Latency.of(loop.samples) if loop.samples else Latency(0.0, 0.0, 0))
+        for name, loop in loops.items()
+    }

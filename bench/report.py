@@ -11,8 +11,9 @@ dir, stopped and removed afterwards): produce 5 events for each of N returns of 
   2. with the state machine, the query API and the ingestor running: the list per status tab,
      first page and page 20, and the counts (bench.measure_reads);
   3. webhook -> visible in the API under a paced load (bench.measure_webhooks);
-  4. with only the ingestor running, then only the bare endpoint (bench.bare_ingest):
-     webhooks/s accepted from a closed loop of concurrent senders.
+  4. with the state machine and the query API stopped: webhooks/s accepted from a closed loop
+     of concurrent senders by the ingestor and by the bare endpoint (bench.bare_ingest), taking
+     turns.
 Prints a table (sizes as columns) and optionally writes the figures as JSON. No assertions.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import tempfile
 import time
 import uuid
@@ -73,18 +75,21 @@ async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: fl
             "bare_loop_per_s": events / bare_s, "ratio": bare_s / sm_s}
 
 
-async def _accepts(service: Service, args: argparse.Namespace) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30, limits=httpx.Limits(
-            max_connections=args.concurrency)) as client:
-        result = await measure_accepts(client, SHOP, concurrency=args.concurrency,
-                                       seconds=args.accept_seconds)
-    return result.as_dict()
+async def _accepts(ingestor: Service, bare: Service, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=ingestor.url, timeout=30, limits=limits) as real, \
+            httpx.AsyncClient(base_url=bare.url, timeout=30, limits=limits) as reference:
+        result = await measure_accepts({"ingestor": real, "bare": reference}, SHOP,
+                                       concurrency=args.concurrency, seconds=args.accept_seconds)
+    return {f"accepts_{name}": throughput.as_dict() for name, throughput in result.items()}
 
 
 async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: Path,
                    result: dict[str, Any]) -> None:
     """Fills `result` as the figures come, so a failure keeps those measured before it."""
     database, group = f"bench_{size}", f"bench-sm-{uuid.uuid4().hex[:6]}"
+    result["load_average"] = [os.getloadavg()[0]]  # other work on the machine skews every figure
     env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
     result["throughput"] = await _throughput(srv, size, env, group,
                                              args.catch_up_hours * 3600)
@@ -114,12 +119,11 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
             result["visibility"] = visibility.as_dict()
         # What the bare endpoint publishes is not a return event: no state machine from here on.
         await asyncio.gather(state_machine.stop(), query_api.stop())
-        result["accepts_ingestor"] = await _step(size, "ingestor accepts", _accepts(ingestor, args))
-        await ingestor.stop()
-        await bare.start()
-        result["accepts_bare"] = await _step(size, "bare endpoint accepts", _accepts(bare, args))
+        await bare.start()  # beside the ingestor: each is idle while the other is measured
+        result |= await _step(size, "webhooks accepted", _accepts(ingestor, bare, args))
     finally:
         await asyncio.gather(*(s.stop() for s in (state_machine, query_api, ingestor, bare)))
+        result["load_average"].append(os.getloadavg()[0])
 
 
 def main() -> None:

@@ -67,6 +67,8 @@ def print_tables(results: list[dict[str, Any]]) -> None:
             ("bare consume + upsert loop", lambda r: _rate(r["throughput"]["bare_loop_per_s"])),
             ("ratio", lambda r: f"{r['throughput']['ratio']:.2f}"),
             ("events", lambda r: f"{r['throughput']['events']:,}"),
+            ("machine load, 1 min avg (start / end)",
+             lambda r: " / ".join(f"{x:.1f}" for x in r["load_average"])),
         ]),
         _table("list, limit 50: p50 / p99 ms (returns in tab)", results, [
             row for tab in TABS for row in (
