@@ -142,6 +142,8 @@ def main() -> None:
                         help="give up on the state machine after this long")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    if min(args.track_every, args.requests, args.concurrency) < 1 or args.webhook_rate <= 0:
+        parser.error("--track-every, --requests, --concurrency and --webhook-rate must be > 0")
     # aiokafka warns on each retried send while a new topic elects its leaders: harmless here
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     if args.json:
