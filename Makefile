@@ -47,9 +47,10 @@ test: install browser lint
 replay: deps
 	$(VENV_PY) -m state_machine.replay
 
+# Every figure of README's Benchmarks section, each size on fresh servers (hours at 100,000).
 bench: install
-	$(VENV_PY) -m bench.state_machine_throughput
-	$(VENV_PY) -m bench.query_latency
+	$(VENV_PY) -m bench.report --sizes 2000 20000 100000 --webhook-seconds 60 \
+		--webhook-rate 200 --json .data/bench.json
 
 schemas: deps
 	$(VENV_PY) -m contracts.schemas

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 import uuid
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from bench.common import Servers, servers
+from bench.common import Servers, percentiles, servers
 from contracts.messages import EventSource, Money, ReturnDetails, ReturnItem, return_key
 from contracts.read_model import DEFAULT_RETURNS_COLLECTION, HistoryEntry, Outcome, ReturnState
 from contracts.statuses import ReturnStatus, ReverseType
@@ -76,12 +75,6 @@ async def seed(mongo: AsyncMongoClient[dict[str, Any]], database: str, shop: str
         await collection.insert_many(
             [document(shop, i) for i in range(start, min(n, start + 1000))], ordered=False
         )
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return statistics.median(ordered) * 1000, p99 * 1000
 
 
 async def time_api(client: httpx.AsyncClient, params: dict[str, Any], n: int) -> list[float]:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import time
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -109,18 +112,30 @@ async def group_caught_up(bootstrap: str, group: str, end: dict[TopicPartition, 
                for tp in end)
 
 
-async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartition, int]) -> float:
-    group = f"bench-sm-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": srv.kafka_bootstrap,
+async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartition, int],
+                             group: str | None = None, limit_s: float = 12 * 3600,
+                             extra_env: Mapping[str, str] | None = None,
+                             log: Path | None = None) -> float:
+    """Seconds from starting `python -m state_machine` (in a fresh consumer group unless
+    `group` is given; with `extra_env`; its output into `log` if given) until its committed
+    offsets reach `end` (at most `limit_s`: then TimeoutError); it is stopped then."""
+    group = group or f"bench-sm-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": srv.kafka_bootstrap,
            "MONGODB_URL": srv.mongodb_url, "MONGODB_DATABASE": database,
            "STATE_MACHINE_GROUP_ID": group, "STATE_MACHINE_METRICS_PORT": "0",
            "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "state_machine", env=env)
+    with contextlib.ExitStack() as files:
+        output = files.enter_context(log.open("ab")) if log is not None else None
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "state_machine", env=env, stdout=output,
+            stderr=asyncio.subprocess.STDOUT if output else None)
     try:
         while not await group_caught_up(srv.kafka_bootstrap, group, end):
             if proc.returncode is not None:
                 raise RuntimeError("the state machine exited")
+            if time.perf_counter() - started > limit_s:
+                raise TimeoutError(f"the state machine did not catch up within {limit_s:.0f}s")
             await asyncio.sleep(0.5)
         return time.perf_counter() - started
     finally:

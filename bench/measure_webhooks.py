@@ -1,0 +1,212 @@
+"""Webhooks: how soon a webhook's change is visible in the query API under a sustained paced
+load, and how many webhooks/s an endpoint accepts from a closed loop of concurrent senders.
+
+Visibility. Webhooks are sent open-loop on a fixed schedule (`rate` per second for `seconds`),
+each one's latency counted from its scheduled time, so a slow endpoint cannot slow the load
+down. Reading every one of them back would itself be most of the load (on FerretDB a read by
+id scans the collection), so a sample is tracked: every `track_every`-th webhook is polled on
+the detail route until it shows the new status, each poll waiting 10% of the webhook's age
+(50 ms at least, 1 s at most). A figure is thus at most ~10% (or 50 ms) late; the median gap
+between the last poll that missed and the one that saw it is reported too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.common import percentiles
+from bench.measure_reads import Latency
+from bench.services import APP_KEY, APP_SECRET
+from bench.workload import Change, changes, signature, webhook_body
+
+WEBHOOK_PATH = "/webhooks/tiktok"
+POLLERS = 4
+MIN_POLL_S, MAX_POLL_S, POLL_SHARE = 0.05, 1.0, 0.1
+
+
+def signed(body: bytes) -> dict[str, str]:
+    return {"Authorization": signature(APP_KEY, APP_SECRET, body),
+            "Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Visibility:
+    rate: float  # webhooks/s scheduled
+    seconds: float
+    sent: int
+    accepted: int  # answered 200
+    send_lag_p99_ms: float  # how late the sender was on its schedule (its own limit)
+    existing_returns: int  # webhooks moving a loaded return on (the others open new ones)
+    tracked: int  # accepted and polled until visible
+    visible: Latency | None
+    not_visible: int  # tracked but not visible within `bound_s`
+    bound_s: float
+    poll_gap_p50_ms: float  # uncertainty of each figure: last missed poll to the seeing one
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(order=True)
+class _Tracked:
+    due: float
+    seq: int
+    change: Change = field(compare=False)
+    scheduled: float = field(compare=False)
+    last_poll: float = field(compare=False)
+
+
+@dataclass
+class _Polling:
+    heap: list[_Tracked] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    not_visible: int = 0
+    sending: bool = True
+
+
+async def _poll(api: httpx.AsyncClient, shop: str, state: _Polling, bound_s: float) -> None:
+    while state.sending or state.heap:
+        now = time.perf_counter()
+        if not state.heap or state.heap[0].due > now:
+            await asyncio.sleep(0.01)
+            continue
+        item = heapq.heappop(state.heap)
+        try:
+            response = await api.get(f"/api/v1/returns/{shop}/{item.change.return_id}")
+            status = response.json().get("status") if response.status_code == 200 else None
+        except httpx.HTTPError:
+            status = None
+        seen = time.perf_counter()
+        if status == item.change.status:
+            state.latencies.append(seen - item.scheduled)
+            state.gaps.append(seen - item.last_poll)
+        elif seen - item.scheduled > bound_s:
+            state.not_visible += 1
+        else:
+            age = seen - item.scheduled
+            item.due = seen + min(MAX_POLL_S, max(MIN_POLL_S, POLL_SHARE * age))
+            item.last_poll = seen
+            heapq.heappush(state.heap, item)
+
+
+async def measure_visibility(
+    ingestor: httpx.AsyncClient, api: httpx.AsyncClient, shop: str, returns: int, *,
+    rate: float, seconds: float, track_every: int, bound_s: float,
+) -> Visibility:
+    """`ingestor`, `api`: clients on the ingestor and on the query API (with a bearer token)."""
+    state = _Polling()
+    accepted, lags, existing = 0, [], 0
+
+    async def send(seq: int, change: Change, scheduled: float) -> None:
+        nonlocal accepted
+        body = webhook_body(shop, change, int(time.time()), seq)
+        try:
+            response = await ingestor.post(WEBHOOK_PATH, content=body, headers=signed(body))
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        accepted += 1
+        if seq % track_every == 0:
+            now = time.perf_counter()
+            heapq.heappush(state.heap, _Tracked(now + MIN_POLL_S, seq, change, scheduled, now))
+
+    pollers = [asyncio.create_task(_poll(api, shop, state, bound_s)) for _ in range(POLLERS)]
+    sends: set[asyncio.Task[None]] = set()
+    total = round(rate * seconds)
+    start = time.perf_counter()
+    for seq, change in zip(range(total), changes(returns), strict=False):
+        scheduled = start + seq / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        lags.append(time.perf_counter() - scheduled)
+        existing += change.existing
+        task = asyncio.create_task(send(seq, change, scheduled))
+        sends.add(task)
+        task.add_done_callback(sends.discard)
+    await asyncio.gather(*sends)
+    state.sending = False
+    await asyncio.gather(*pollers)
+    tracked = len(state.latencies) + state.not_visible
+    return Visibility(
+        rate=rate, seconds=seconds, sent=total, accepted=accepted,
+        send_lag_p99_ms=percentiles(lags)[1], existing_returns=existing, tracked=tracked,
+        visible=Latency.of(state.latencies) if state.latencies else None,
+        not_visible=state.not_visible, bound_s=bound_s,
+        poll_gap_p50_ms=percentiles(state.gaps)[0] if state.gaps else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class Throughput:
+    concurrency: int
+    seconds: float
+    accepted: int
+    failed: int
+    per_second: float
+    latency: Latency
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Loop:
+    samples: list[float] = field(default_factory=list)
+    failed: int = 0
+    seconds: float = 0.0
+
+
+async def _closed_loop(client: httpx.AsyncClient, shop: str, concurrency: int, seconds: float,
+                       new_returns: Iterator[Change], seqs: Callable[[], int], into: _Loop
+                       ) -> None:
+    deadline = time.perf_counter() + seconds
+
+    async def sender() -> None:
+        while time.perf_counter() < deadline:
+            body = webhook_body(shop, next(new_returns), int(time.time()), seqs())
+            started = time.perf_counter()
+            try:
+                response = await client.post(WEBHOOK_PATH, content=body, headers=signed(body))
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                into.samples.append(time.perf_counter() - started)
+            else:
+                into.failed += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    into.seconds += time.perf_counter() - started
+
+
+async def measure_accepts(
+    endpoints: dict[str, httpx.AsyncClient], shop: str, *, concurrency: int, seconds: float,
+    rounds: int = 2,
+) -> dict[str, Throughput]:
+    """Webhooks/s answered 200 by each endpoint from `concurrency` senders, each posting its
+    next webhook (a new return's request) as soon as the previous one is answered. Endpoints
+    take turns, `rounds` times `seconds / rounds` each, so that a change in what else runs on
+    the machine weighs on all of them alike."""
+    seqs: Callable[[], int] = itertools.count(10_000_000).__next__
+    new_returns = changes(0, new_prefix="c")  # with no loaded returns: new requests only
+    loops = {name: _Loop() for name in endpoints}
+    for _round in range(rounds):
+        for name, client in endpoints.items():
+            await _closed_loop(client, shop, concurrency, seconds / rounds, new_returns, seqs,
+                               loops[name])
+    return {
+        name: Throughput(concurrency, loop.seconds, len(loop.samples), loop.failed,
+                         len(loop.samples) / loop.seconds,
+                         Latency.of(loop.samples) if loop.samples else Latency(0.0, 0.0, 0))
+        for name, loop in loops.items()
+    }

@@ -1,0 +1,173 @@
+"""The whole benchmark in one command, one shop of N returns at a time on fresh servers.
+
+    python -m bench.report [--sizes 2000 20000 100000] [--webhook-seconds 60]
+                           [--webhook-rate 200] [--json results.json]
+
+For each size N, on new local Kafka + FerretDB servers (a devinfra Infra in its own temporary
+dir, stopped and removed afterwards): produce 5 events for each of N returns of one shop
+(bench.workload), then measure
+  1. the state machine (`python -m state_machine`) from start until its committed offsets reach
+     the topic's end, against the bare consume-and-upsert loop (bench.state_machine_throughput);
+  2. with the state machine, the query API and the ingestor running: the list per status tab,
+     first page and page 20, and the counts (bench.measure_reads);
+  3. webhook -> visible in the API under a paced load (bench.measure_webhooks);
+  4. with the state machine and the query API stopped: webhooks/s accepted from a closed loop
+     of concurrent senders by the ingestor and by the bare endpoint (bench.bare_ingest), taking
+     turns.
+Prints a table (sizes as columns) and optionally writes the figures as JSON. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from bench.common import Servers, servers
+from bench.measure_reads import measure_reads
+from bench.measure_webhooks import measure_accepts, measure_visibility
+from bench.services import API_TOKEN, Env, Service
+from bench.state_machine_throughput import end_offsets, time_bare_loop, time_state_machine
+from bench.tables import print_tables
+from bench.workload import EVENTS_PER_RETURN, expected_tabs, produce_history
+from contracts.topology import ensure_topics
+
+SHOP = "7494560109799990001"
+READ_TIMEOUT_S, POLL_TIMEOUT_S = 1800.0, 30.0
+R = TypeVar("R")
+
+
+def _log(size: int, message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {size:,} returns: {message}", flush=True)
+
+
+async def _step(size: int, what: str, action: Awaitable[R]) -> R:
+    started = time.perf_counter()
+    _log(size, f"{what}...")
+    result = await action
+    _log(size, f"{what} done in {time.perf_counter() - started:.0f}s")
+    return result
+
+
+async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: float
+                      ) -> dict[str, Any]:
+    await ensure_topics(srv.kafka_bootstrap)
+    produced_s = await _step(size, "producing events",
+                             produce_history(srv.kafka_bootstrap, SHOP, size))
+    end = await end_offsets(srv.kafka_bootstrap)
+    events = sum(end.values())
+    sm_s = await _step(size, "state machine", time_state_machine(
+        srv, env.database, end, group, limit_s=limit_s, extra_env=env.common(),
+        log=env.log_dir / "state_machine.log"))
+    bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end))
+    return {"events": events, "produced_s": produced_s, "state_machine_s": sm_s,
+            "bare_loop_s": bare_s, "state_machine_per_s": events / sm_s,
+            "bare_loop_per_s": events / bare_s, "ratio": bare_s / sm_s}
+
+
+async def _accepts(ingestor: Service, bare: Service, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=ingestor.url, timeout=30, limits=limits) as real, \
+            httpx.AsyncClient(base_url=bare.url, timeout=30, limits=limits) as reference:
+        result = await measure_accepts({"ingestor": real, "bare": reference}, SHOP,
+                                       concurrency=args.concurrency, seconds=args.accept_seconds)
+    return {f"accepts_{name}": throughput.as_dict() for name, throughput in result.items()}
+
+
+async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: Path,
+                   result: dict[str, Any]) -> None:
+    """Fills `result` as the figures come, so a failure keeps those measured before it."""
+    database, group = f"bench_{size}", f"bench-sm-{uuid.uuid4().hex[:6]}"
+    result["load_average"] = [os.getloadavg()[0]]  # other work on the machine skews every figure
+    env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
+    result["throughput"] = await _throughput(srv, size, env, group,
+                                             args.catch_up_hours * 3600)
+    state_machine, query_api, ingestor = env.state_machine(group), env.query_api(), env.ingestor()
+    bare = env.bare_endpoint()
+    try:
+        await _step(size, "starting services", asyncio.gather(
+            state_machine.start(), query_api.start(), ingestor.start()))
+        auth = {"Authorization": f"Bearer {API_TOKEN}"}
+        async with httpx.AsyncClient(  # FerretDB takes minutes for some reads at 100,000
+            base_url=query_api.url, timeout=READ_TIMEOUT_S, headers=auth,
+        ) as reader, httpx.AsyncClient(
+            base_url=query_api.url, timeout=POLL_TIMEOUT_S, headers=auth,
+        ) as api, httpx.AsyncClient(
+            base_url=ingestor.url, timeout=POLL_TIMEOUT_S, limits=httpx.Limits(
+                max_connections=256),
+        ) as webhooks:
+            reads = await _step(size, "list and counts",
+                                measure_reads(reader, SHOP, args.requests))
+            result["reads"] = reads.as_dict()
+            result["counts_as_expected"] = {t.tab: t.returns for t in reads.tabs} == {
+                tab: expected_tabs(size).get(tab, 0) for tab in (t.tab for t in reads.tabs)}
+            visibility = await _step(size, "webhook visibility", measure_visibility(
+                webhooks, api, SHOP, size, rate=args.webhook_rate,
+                seconds=args.webhook_seconds, track_every=args.track_every,
+                bound_s=args.visible_within))
+            result["visibility"] = visibility.as_dict()
+        # What the bare endpoint publishes is not a return event: no state machine from here on.
+        await asyncio.gather(state_machine.stop(), query_api.stop())
+        await bare.start()  # beside the ingestor: each is idle while the other is measured
+        result |= await _step(size, "webhooks accepted", _accepts(ingestor, bare, args))
+    finally:
+        await asyncio.gather(*(s.stop() for s in (state_machine, query_api, ingestor, bare)))
+        result["load_average"].append(os.getloadavg()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 20_000, 100_000])
+    parser.add_argument("--webhook-seconds", type=float, default=60)
+    parser.add_argument("--webhook-rate", type=float, default=200, help="webhooks/s, paced")
+    parser.add_argument("--track-every", type=int, default=20,
+                        help="poll every n-th paced webhook until visible")
+    parser.add_argument("--visible-within", type=float, default=30,
+                        help="seconds after which a tracked webhook counts as not visible")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per query")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--accept-seconds", type=float, default=20)
+    parser.add_argument("--catch-up-hours", type=float, default=24,
+                        help="give up on the state machine after this long")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    if min(args.track_every, args.requests, args.concurrency) < 1 or args.webhook_rate <= 0:
+        parser.error("--track-every, --requests, --concurrency and --webhook-rate must be > 0")
+    # aiokafka warns on each retried send while a new topic elects its leaders: harmless here
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="returns-bench-logs-"))
+    print(f"service logs: {log_dir}", flush=True)
+    results: list[dict[str, Any]] = []
+    for size in args.sizes:
+        (log_dir / str(size)).mkdir()
+        result: dict[str, Any] = {"returns": size, "events_per_return": EVENTS_PER_RETURN}
+        results.append(result)
+        try:
+            with servers() as srv:  # fresh servers per size, stopped and removed after
+                _log(size, f"servers up: kafka {srv.kafka_bootstrap}, mongodb {srv.mongodb_url}"
+                           f"{'' if srv.local else ' (given, not fresh)'}")
+                asyncio.run(run_size(srv, size, args, log_dir / str(size), result))
+        except Exception as exc:  # keep what was measured; go on with the next size
+            result["error"] = repr(exc)
+            _log(size, f"FAILED: {exc!r} (service logs in {log_dir / str(size)})")
+        if args.json:  # after each size, so a long run keeps what it measured
+            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                             "results": results}, indent=2))
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()
