@@ -26,8 +26,8 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from bench.common import Servers, percentiles, servers
-from contracts.messages import EventSource, Money, ReturnDetails, ReturnItem, return_key
-from contracts.read_model import DEFAULT_RETURNS_COLLECTION, HistoryEntry, Outcome, ReturnState
+from contracts.messages import Money, ReturnDetails, ReturnItem, return_key
+from contracts.read_model import DEFAULT_RETURNS_COLLECTION, ReturnState
 from contracts.statuses import ReturnStatus, ReverseType
 from query_api import queries
 
@@ -52,16 +52,6 @@ def document(shop: str, i: int) -> dict[str, Any]:
             refund=Money(amount=Decimal("19.90"), currency="USD"),
             reason="damaged",
             items=(ReturnItem(sku_id="s1", quantity=1),),
-        ),
-        history=(
-            HistoryEntry(
-                event_id=f"{shop}:r{i}:{status}:1",
-                status=status,
-                update_time=1_700_000_000 + i // 3,
-                outcome=Outcome.APPLIED,
-                source=EventSource.SYNC_202309,
-                observed_at=now,
-            ),
         ),
         first_seen_at=now,
         last_seen_at=now,

@@ -14,6 +14,7 @@ only once its effect is in MongoDB. Failures come in two kinds:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -31,9 +32,15 @@ PublishRejections = Callable[[list[RejectedEvent]], Awaitable[None]]
 RepositoryForBatch = Callable[[], Awaitable[ReadModelRepository]]
 
 # MongoDB server errors that say "not now" rather than "not this": elections, shutdowns,
-# time limits, and FerretDB's answer while its PostgreSQL is unreachable.
+# time limits.
 TRANSIENT_SERVER_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602,
                                     13435, 13436})
+# FerretDB answers every PostgreSQL error as InternalError (code 1) and names its SQLSTATE.
+# These classes say "not now": connection (08), rollback and deadlock (40), resources (53),
+# operator intervention such as a restart (57), system errors (58), lock not available (55).
+FERRETDB_INTERNAL_ERROR = 1
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+SQLSTATE = re.compile(r"SQLSTATE ([0-9A-Z]{5})")
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -43,7 +50,11 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, KafkaError):
         return bool(exc.retriable)
     if isinstance(exc, OperationFailure):
-        return exc.code in TRANSIENT_SERVER_CODES or exc.has_error_label("RetryableWriteError")
+        if exc.code in TRANSIENT_SERVER_CODES or exc.has_error_label("RetryableWriteError"):
+            return True
+        state = SQLSTATE.search(str(exc))
+        return (exc.code == FERRETDB_INTERNAL_ERROR and state is not None
+                and state.group(1)[:2] in TRANSIENT_SQLSTATE_CLASSES)
     return False
 
 
