@@ -25,6 +25,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.integration.conftest import TOKEN, Stack
 from tests.integration.services import wait_until
 from tests.integration.test_end_to_end import (
+    T0,
     post_webhook,
     wait_for_status,
     webhook_202309,
@@ -46,7 +47,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DASHBOARD_SYNC_SHOP = "dashboard"  # its name in the stack's SYNC_SHOPS
 SIM_RETURNS = 40
-T = 1_732_700_000
+T = 100_000  # seconds after the webhook helpers' T0 (test_end_to_end)
 
 
 def api_get(stack: Stack, path: str, **params: Any) -> Any:
@@ -222,7 +223,7 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     page.screenshot(path=str(ARTIFACTS / "dashboard-detail.png"))
 
     # -- it refreshes by itself: a new return appears without a reload
-    newest = int(time.time()) + 3600  # after every simulated return: on the first page
+    newest = int(time.time()) + 3600 - T0  # after every simulated return: on the first page
     assert post_webhook(stack, webhook_legacy(shop, "dash-7", 1, newest)).status_code == 200
     expect(page.locator('#returns-body tr[data-return-id="dash-7"]')).to_have_count(
         1, timeout=30_000
