@@ -29,6 +29,7 @@ from contracts.messages import (
 )
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
+    DAY_S,
     DEFAULT_RETURNS_COLLECTION,
     META_COLLECTION,
     REJECTIONS_COLLECTION,
@@ -37,8 +38,10 @@ from contracts.read_model import (
     EventRecord,
     Outcome,
     ReturnState,
+    bucket_start,
     counts_collection,
     events_collection,
+    page_fields,
 )
 from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
 from contracts.transitions import LIFECYCLE_RANK
@@ -88,7 +91,7 @@ def make_return(
         last_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
     )
     # Bookkeeping fields the state machine may add: the API must ignore them.
-    return state.model_dump(mode="json") | {
+    return state.model_dump(mode="json") | page_fields(shop_id, status.value, update_time) | {
         "_id": return_key(shop_id, return_id),
         "version": 3,
         "applied": {"partition": 0, "offset": n},
@@ -117,11 +120,15 @@ def counts_documents(docs: list[Doc]) -> list[Doc]:
     """Status counts as the state machine keeps them: per shop and partition (here the
     returns of even and odd number stand for two partitions)."""
     tallies: dict[tuple[str, int], Counter[str]] = {}
+    days: dict[tuple[str, int], dict[str, Counter[str]]] = {}
     for doc in docs:
-        partition = int(doc["applied"]["offset"]) % 2
-        tallies.setdefault((doc["shop_id"], partition), Counter())[doc["status"]] += 1
+        pair = (doc["shop_id"], int(doc["applied"]["offset"]) % 2)
+        tallies.setdefault(pair, Counter())[doc["status"]] += 1
+        day = str(bucket_start(doc["update_time"], DAY_S))
+        days.setdefault(pair, {}).setdefault(day, Counter())[doc["status"]] += 1
     return [{"_id": f"{shop}:{p}", "shop_id": shop, "partition": p, "offset": 10_000,
-             "counts": dict(tally)} for (shop, p), tally in tallies.items()]
+             "counts": dict(tally), "days": {d: dict(c) for d, c in days[(shop, p)].items()}}
+            for (shop, p), tally in tallies.items()]
 
 
 def seed_documents() -> list[Doc]:
@@ -356,6 +363,34 @@ async def test_paging_keeps_the_filters(api: httpx.AsyncClient) -> None:
     statuses = ["AFTERSALE_APPLYING", "COMPLETE", "CLOSED", "CANCEL_SUCCESS"]
     ids, _ = await page_through(api, shop_id=SHOP_A, status=statuses, limit=2)
     assert ids == newest_first(d for d in SHOP_A_DOCS if d["status"] in statuses)
+
+
+async def test_a_tab_spread_over_busy_and_quiet_days_pages_in_order(
+    mongo: AsyncMongoClient[Doc], mongodb_url: str
+) -> None:
+    """Read bucket by bucket: a busy day (read hour by hour) between quiet ones."""
+    db_name = f"query_api_buckets_{uuid.uuid4().hex[:12]}"
+    day = 86_400
+    times = ([T0 - 3 * day + n * 600 for n in range(40)]  # quiet
+             + [T0 + n * 300 for n in range(250)]  # busy: 250 in one day
+             + [T0 + 2 * day + n * 4000 for n in range(15)])  # quiet, the newest
+    docs = [make_return(SHOP_A, n, status=STATUSES[n % 3], reverse_type=None, update_time=t)
+            for n, t in enumerate(times)]
+    db = mongo[db_name]
+    try:
+        await db[DEFAULT_RETURNS_COLLECTION].insert_many(docs)
+        await db[counts_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(
+            counts_documents(docs))
+        settings = make_settings(mongodb_url=mongodb_url, mongodb_database=db_name)
+        async with serve(create_app(settings)) as client:
+            tabs: list[tuple[list[str], int]] = [
+                ([], 50), ([STATUSES[1].value], 7), ([STATUSES[0].value, STATUSES[2].value], 200)]
+            for statuses, limit in tabs:
+                ids, _ = await page_through(client, shop_id=SHOP_A, limit=limit, status=statuses)
+                assert ids == newest_first(d for d in docs
+                                           if not statuses or d["status"] in statuses)
+    finally:
+        await mongo.drop_database(db_name)
 
 
 async def test_default_page_size_is_50(mongo: AsyncMongoClient[Doc], mongodb_url: str) -> None:

@@ -36,6 +36,7 @@ class MemoryReadModel:
     returns: dict[str, Stored] = field(default_factory=dict)
     events: dict[str, dict[str, StoredEvent]] = field(default_factory=dict)
     counts: dict[CountsKey, tuple[int, Counter[str]]] = field(default_factory=dict)
+    days: dict[CountsKey, Counter[tuple[int, str]]] = field(default_factory=dict)
     rejections: dict[str, RejectedEvent] = field(default_factory=dict)  # the latest per id
 
     def load(self, decoded: Decoded) -> Loaded:
@@ -57,6 +58,7 @@ class MemoryReadModel:
             counts = Counter(self.counts[pair][1] if pair in self.counts else {})
             counts.update(count.delta)  # adds, negative numbers included
             self.counts[pair] = (count.offset, counts)
+            self.days.setdefault(pair, Counter()).update(count.day_delta)
         if crash_after == "counts":
             raise Crash
         for change in result.changes:
@@ -89,6 +91,13 @@ class MemoryReadModel:
             result = plan(decoded, self.load(decoded))
             if self.save(result, crash_after):
                 return result
+
+    def day_counts(self, shop_id: str) -> Counter[tuple[int, str]]:
+        total: Counter[tuple[int, str]] = Counter()
+        for (shop, _), days in self.days.items():
+            if shop == shop_id:
+                total.update(days)
+        return +total
 
     def status_counts(self, shop_id: str) -> Counter[str]:
         total: Counter[str] = Counter()

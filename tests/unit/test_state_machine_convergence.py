@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.messages import EventSource, Money, ReturnDetails, ReturnEvent
-from contracts.read_model import Outcome
+from contracts.read_model import DAY_S, Outcome, bucket_start
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
@@ -127,6 +127,7 @@ def test_any_delivery_order_converges_to_the_in_order_result(
     _deliver(model, records, rng)
 
     expected_counts: Counter[str] = Counter()
+    expected_days: Counter[tuple[int, str]] = Counter()
     expected_rejected: set[str] = set()
     for lifecycle in returns:
         key = f"{SHOP}:{lifecycle.return_id}"
@@ -139,12 +140,15 @@ def test_any_delivery_order_converges_to_the_in_order_result(
             e.event_id for e in lifecycle.events)
         if expected.state is not None:
             expected_counts[expected.state.status.value] += 1
+            expected_days[(bucket_start(expected.state.update_time, DAY_S),
+                           expected.state.status.value)] += 1
             assert expected.state.anomaly == any(
                 v.outcome is Outcome.REJECTED for v in expected.verdicts.values())
         expected_rejected |= {eid for eid, v in expected.verdicts.items()
                               if v.outcome is Outcome.REJECTED}
 
     assert model.status_counts(SHOP) == expected_counts
+    assert model.day_counts(SHOP) == expected_days
     standing = {r.event.event_id for r in model.rejections.values()
                 if r.event is not None and not r.withdrawn}
     assert standing == expected_rejected

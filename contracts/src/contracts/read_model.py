@@ -120,7 +120,8 @@ class EventRecord(BaseModel):
 
 class CountsDocument(BaseModel):
     """How many returns of one shop are in each status, counting the events of one partition
-    up to `offset` (`_id` = "shop_id:partition")."""
+    up to `offset` (`_id` = "shop_id:partition"), and per day of their `update_time`
+    (`days`: day -> status -> returns), which tells a list which time buckets to read."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -128,6 +129,43 @@ class CountsDocument(BaseModel):
     partition: int
     offset: int
     counts: dict[str, int]
+    days: dict[str, dict[str, int]] = {}
+
+
+# A list of returns, newest update first, is read bucket by bucket: FerretDB v1 serves only
+# top-level equality from an index and sorts in memory, so a page reads the returns of the few
+# newest time buckets of its tab (by equality on these fields) instead of the whole tab.
+DAY_S = 86_400
+HOUR_S = 3_600
+PAGE_FIELDS = ("page_day", "page_status_day", "page_hour", "page_status_hour")
+
+
+def bucket_start(update_time: int, seconds: int) -> int:
+    """The first second of the day or hour (`seconds`) that holds this time."""
+    return update_time - update_time % seconds
+
+
+def page_bucket(shop_id: str, status: str | None, seconds: int, start: int) -> str:
+    """The bucket key of a shop's returns (of one status, or of all) updated in the day or
+    hour (`seconds`) that begins at `start`."""
+    kind = "d" if seconds == DAY_S else "h"
+    return "|".join((shop_id, status or "*", kind, str(start)))
+
+
+def page_fields(shop_id: str, status: str, update_time: int) -> dict[str, str]:
+    """The bucket keys a stored return carries (top level, so FerretDB pushes them down)."""
+    day, hour = bucket_start(update_time, DAY_S), bucket_start(update_time, HOUR_S)
+    return {
+        "page_day": page_bucket(shop_id, None, DAY_S, day),
+        "page_status_day": page_bucket(shop_id, status, DAY_S, day),
+        "page_hour": page_bucket(shop_id, None, HOUR_S, hour),
+        "page_status_hour": page_bucket(shop_id, status, HOUR_S, hour),
+    }
+
+
+def page_field(status: str | None, seconds: int) -> str:
+    """The field that holds a bucket key of this kind."""
+    return ("page_status_" if status else "page_") + ("day" if seconds == DAY_S else "hour")
 
 
 # (keys, name) of every index the query API's queries need on a returns collection.
@@ -139,6 +177,7 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("order_id", 1)], "shop_order"),
     ([("shop_id", 1), ("anomaly", 1), ("update_time", -1), ("_id", -1)], "shop_anomaly_updated"),
     ([("update_time", -1), ("_id", -1)], "updated"),
+    *(([(name, 1), ("update_time", -1), ("_id", -1)], name) for name in PAGE_FIELDS),
 )
 
 # The history of one return in fold order (the detail route and the state machine's refold).

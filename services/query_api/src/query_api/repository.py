@@ -6,6 +6,7 @@ rebuilt read model can be switched in atomically); it is cached for a few second
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -30,7 +31,7 @@ from contracts.read_model import (
     counts_collection,
     events_collection,
 )
-from query_api import queries
+from query_api import pages, queries
 
 Document = dict[str, Any]
 log = structlog.get_logger("query_api.repository")
@@ -94,11 +95,31 @@ class ReturnsRepository:
         return self._active is not None and self._active in self._indexed
 
     async def list_returns(self, params: queries.ListParams) -> tuple[list[Document], str | None]:
-        """One page of returns, newest update first, and the cursor of the next page (or None)."""
-        collection = await self._returns()
-        cursor = collection.find(queries.build_filter(params)).sort(queries.build_sort())
-        docs = await cursor.limit(params.limit + 1).to_list()
+        """One page of returns, newest update first, and the cursor of the next page (or None).
+        A shop's tab is read bucket by bucket (query_api.pages); other lists by one query."""
+        name = await self.active_collection_name()
+        if pages.walks_buckets(params):
+            docs = await self._walk_buckets(name, params)
+        else:
+            cursor = self._db[name].find(queries.build_filter(params)).sort(queries.build_sort())
+            docs = await cursor.limit(params.limit + 1).to_list()
         return docs[: params.limit], queries.next_cursor(docs, params.limit)
+
+    async def _walk_buckets(self, name: str, params: queries.ListParams) -> list[Document]:
+        shop_id = str(params.shop_id)
+        counts = [CountsDocument.model_validate(doc) async for doc in
+                  self._db[counts_collection(name)].find({"shop_id": shop_id})]
+        statuses = [status.value for status in dict.fromkeys(params.statuses)]
+        histogram = pages.day_histogram(counts, statuses)
+        found: list[Document] = []
+        for group in pages.reads(histogram, params.after, params.limit):
+            filters = [f for read in group for f in pages.bucket_filters(shop_id, statuses, read)]
+            results = await asyncio.gather(*(self._db[name].find(f).to_list() for f in filters))
+            found += [doc for docs in results for doc in docs
+                      if pages.after_cursor(doc, params.after)]
+            if len(found) > params.limit:
+                break
+        return pages.newest_first(found)[: params.limit + 1]
 
     async def export_returns(self, params: queries.ListParams) -> AsyncIterator[Document]:
         """Every return matching the list's filters (no page), newest update first, streamed.

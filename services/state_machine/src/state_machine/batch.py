@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent
-from contracts.read_model import EventRecord, Outcome, ReturnState
+from contracts.read_model import DAY_S, EventRecord, Outcome, ReturnState, bucket_start
 from contracts.statuses import ReturnStatus
 from contracts.transitions import LIFECYCLE_RANK
 from state_machine.domain import BEFORE_ALL, Fact, OrderKey, Verdict, fold, merge, order_key
@@ -99,7 +99,8 @@ class CountChange:
     partition: int
     expected_offset: int | None  # None: the shop has no counts on this partition yet
     offset: int
-    delta: dict[str, int]
+    delta: dict[str, int]  # status -> change
+    day_delta: dict[tuple[int, str], int]  # (first second of the update's day, status) -> change
 
 
 @dataclass
@@ -306,8 +307,11 @@ def _record(key: str, fact: Fact, verdict: Verdict, position: tuple[int, int],
     )
 
 
-def _status(state: ReturnState | None) -> str | None:
-    return None if state is None else state.status.value
+def _tally(state: ReturnState | None) -> tuple[str, tuple[int, str]] | None:
+    """Where a return counts: its status, and its status on its update's day."""
+    if state is None:
+        return None
+    return state.status.value, (bucket_start(state.update_time, DAY_S), state.status.value)
 
 
 def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
@@ -319,6 +323,7 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
     result.outcomes[Outcome.REJECTED] += len(result.rejections)
     per_return, result.redelivered = _new_items(decoded, loaded.returns)
     deltas: dict[CountsKey, Counter[str]] = defaultdict(Counter)
+    day_deltas: dict[CountsKey, Counter[tuple[int, str]]] = defaultdict(Counter)
     upto: dict[CountsKey, int] = {}
     for key, items in per_return.items():
         stored, history = loaded.returns.get(key), loaded.histories.get(key)
@@ -329,8 +334,10 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
         if len(done) < len(items):  # the counts do not hold all of these records yet
             before = (_fold_return(stored, history, done)[0] if done
                       else stored.state if stored else None)
-            deltas[counts_key][_status(before) or ""] -= 1
-            deltas[counts_key][_status(state) or ""] += 1
+            for tally, sign in ((_tally(before), -1), (_tally(state), 1)):
+                if tally is not None:
+                    deltas[counts_key][tally[0]] += sign
+                    day_deltas[counts_key][tally[1]] += sign
             upto[counts_key] = max(upto.get(counts_key, -1), items[-1][0].offset)
         changed = [r for r in records if _changed(r, before_events.get(r.event.event_id))]
         result.rejections += _rejections(records if done else changed, before_events,
@@ -341,10 +348,11 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
             key, state, last_key, items[-1][0].partition, items[-1][0].offset,
             stored.version if stored else None, tuple(changed),
         ))
-    for (shop_id, partition), offset in sorted(upto.items()):
-        delta = {s: n for s, n in deltas[(shop_id, partition)].items() if s and n}
-        known = loaded.counted.get((shop_id, partition))
-        result.counts.append(CountChange(shop_id, partition, known, offset, delta))
+    for pair, offset in sorted(upto.items()):
+        delta = {s: n for s, n in deltas[pair].items() if n}
+        day_delta = {d: n for d, n in day_deltas[pair].items() if n}
+        result.counts.append(
+            CountChange(*pair, loaded.counted.get(pair), offset, delta, day_delta))
     return result
 
 

@@ -44,6 +44,7 @@ from contracts.read_model import (
     ReturnState,
     counts_collection,
     events_collection,
+    page_fields,
 )
 from state_machine.batch import (
     BatchPlan,
@@ -135,7 +136,9 @@ def _encoded(doc: Document) -> Document:
 
 def return_document(change: Change, batch_id: str) -> Document:
     assert change.state is not None
-    return _encoded(change.state.model_dump(mode="json") | {
+    state = change.state
+    return _encoded(state.model_dump(mode="json") | {
+        **page_fields(state.shop_id, state.status.value, state.update_time),
         "_id": change.key,
         "applied": {"partition": change.partition, "offset": change.offset},
         "last_key": list(change.last_key),
@@ -327,11 +330,15 @@ class ReadModelRepository:
         """Each shop's counts on a partition move on only from the offset they were read at."""
         for change in counts:
             pair = (change.shop_id, change.partition)
-            inc = {f"counts.{status}": n for status, n in change.delta.items()}
+            inc = {f"counts.{status}": n for status, n in change.delta.items()} | {
+                f"days.{day}.{status}": n for (day, status), n in change.day_delta.items()}
             if change.expected_offset is None:
+                days: dict[str, dict[str, int]] = {}
+                for (day, status), n in change.day_delta.items():
+                    days.setdefault(str(day), {})[status] = n
                 doc = {"_id": counts_id(pair), "shop_id": change.shop_id,
                        "partition": change.partition, "offset": change.offset,
-                       "counts": change.delta}
+                       "counts": change.delta, "days": days}
                 try:
                     await self.counts.insert_one(doc)
                 except DuplicateKeyError:
