@@ -6,11 +6,12 @@ token (`settings_or_exit`) rather than serve a deployment nobody configured.
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.startup import load_or_exit
 
 SERVICE = "query_api"
 
@@ -42,31 +43,6 @@ class Settings(BaseSettings):
     )
 
 
-def _variable(loc: tuple[int | str, ...]) -> str:
-    return str(loc[0]).upper() if loc else "configuration"
-
-
-def refusal(exc: ValidationError) -> str:
-    """What is wrong with the environment, on one line, naming variables but no value."""
-    problems: dict[str, str] = {}
-    for error in exc.errors(include_url=False, include_input=False):
-        name = _variable(error["loc"])
-        if error["type"] == "missing":
-            problems.setdefault(name, f"{name} is not set")
-        elif error["type"] in ("too_short", "string_too_short"):
-            problems.setdefault(name, f"{name} is empty")
-        else:
-            problems.setdefault(name, f"{name} is invalid ({error['msg']})")
-    return "; ".join(problems.values())
-
-
 def settings_or_exit() -> Settings:
     """The settings, or one line on stderr and exit status 2 (never a traceback, no secret)."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        reason = refusal(exc)
-    except ValueError as exc:  # pydantic-settings: a variable that is not valid JSON
-        reason = str(exc)
-    print(f"{SERVICE}: {reason}; refusing to start", file=sys.stderr)
-    raise SystemExit(2)
+    return load_or_exit(Settings, SERVICE)
