@@ -62,9 +62,11 @@ class MemoryReadModel:
         if crash_after == "counts":
             raise Crash
         for change in result.changes:
+            history = self.events.setdefault(change.key, {})
             for record in change.events:  # through the stored document's shape
-                doc = record.model_dump(mode="json")
-                self.events.setdefault(change.key, {})[record.event.event_id] = stored_event(doc)
+                if record.event.event_id in change.new_events and record.event.event_id in history:
+                    return False  # an insert of an existing document: the adapter's refusal
+                history[record.event.event_id] = stored_event(record.model_dump(mode="json"))
         if crash_after == "events":
             raise Crash
         for rejection in result.rejections:  # recorded as the state machine records them

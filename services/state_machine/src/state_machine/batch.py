@@ -91,6 +91,7 @@ class Change:
     offset: int
     expected_version: int | None  # None: the return is not stored
     events: tuple[EventRecord, ...]  # history documents to write: new or changed
+    new_events: frozenset[str] = frozenset()  # of those, the ids not stored yet (inserted)
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,8 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
         result.changes.append(Change(
             key, state, last_key, items[-1][0].partition, items[-1][0].offset,
             stored.version if stored else None, tuple(changed),
+            frozenset(r.event.event_id for r in changed
+                      if r.event.event_id not in before_events),
         ))
     for pair, offset in sorted(upto.items()):
         delta = {s: n for s, n in deltas[pair].items() if n}

@@ -75,6 +75,7 @@ READ_CONCURRENCY = 16
 # (other clients share the pool); real MongoDB takes large batches.
 FERRETDB_WRITE_CHUNK = 20
 MONGODB_WRITE_CHUNK = 1000
+INSERT_CHUNK = 500  # inserts hold no connection per document: large commands are fine
 
 
 class ReadModelOutdated(RuntimeError):
@@ -260,16 +261,24 @@ class ReadModelRepository:
         loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
         counted, fetched = await asyncio.gather(
             gather_bounded([p for p in pairs if p not in self.counted], self._load_counted),
-            gather_bounded([k for k in keys if k not in self.cache], self._load_return))
+            gather_bounded([k for k in keys if k not in self.cache], self._load_uncached))
         for pair, offset in counted.items():
             if offset is not None:
                 loaded.counted[pair] = self.counted[pair] = offset
-        for key, stored in fetched.items():
+        for key, (stored, history) in fetched.items():
+            loaded.histories[key] = history
             if stored is not None:
                 loaded.returns[key] = self.cache[key] = stored
-        wanted = needs_history(decoded, loaded.returns, loaded.counted)
-        loaded.histories = await gather_bounded(wanted, self._load_history)
+        wanted = needs_history(decoded, loaded.returns, loaded.counted) - loaded.histories.keys()
+        loaded.histories |= await gather_bounded(wanted, self._load_history)
         return loaded
+
+    async def _load_uncached(self, key: str) -> tuple[Stored | None, list[StoredEvent]]:
+        """A return not in the cache, with its history. Its history first: a return without
+        one (a new return, most of them) has no document either, as history is written
+        first; so a new return costs one read."""
+        history = await self._load_history(key)
+        return (await self._load_return(key) if history else None), history
 
     async def _load_return(self, key: str) -> Stored | None:
         doc = await self.returns.find_one({"_id": key})
@@ -294,14 +303,17 @@ class ReadModelRepository:
         False when a write lost a race with another consumer (the batch must be loaded and
         planned again); what was written is kept, and the next plan accounts for it."""
         batch_id = uuid.uuid4().hex
-        events = [ReplaceOne({"_id": r.event.event_id}, event_document(r), upsert=True)
-                  for c in plan.changes for r in c.events]
+        new_events = [InsertOne(event_document(r)) for c in plan.changes for r in c.events
+                      if r.event.event_id in c.new_events]
+        changed_events = [ReplaceOne({"_id": r.event.event_id}, event_document(r))
+                          for c in plan.changes for r in c.events
+                          if r.event.event_id not in c.new_events]
         returns = [op for c in plan.changes if (op := self._return_op(c, batch_id))]
         try:
             if not await self._save_counts(plan.counts):
                 return False
-            if events:
-                await bulk_write_chunked(self.events, events, self.write_chunk)
+            if not await self._save_events(new_events, changed_events):
+                return False
             await announce(plan.rejections)
             lost = await self._save_returns(returns, plan.changes, batch_id)
         except BaseException:
@@ -356,14 +368,36 @@ class ReadModelRepository:
             self.counted[pair] = change.offset
         return True
 
+    async def _save_events(self, inserts: list[Any], replaces: list[Any]) -> bool:
+        """New history documents are inserted (in large commands: FerretDB inserts them in
+        one statement), changed ones replaced. False when another consumer inserted one of
+        them first (a rebalance): the batch is planned again from what is stored."""
+        try:
+            if inserts:
+                await bulk_write_chunked(self.events, inserts, INSERT_CHUNK)
+            if replaces:
+                await bulk_write_chunked(self.events, replaces, self.write_chunk)
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+            self.counted.clear()
+            return False
+        return True
+
     async def _save_returns(self, ops: list[Any], changes: list[Change],
                             batch_id: str) -> set[str]:
         """The keys whose write lost a race (their stored version moved on)."""
         if not ops:
             return set()
+        inserts = [op for op in ops if isinstance(op, InsertOne)]
+        others = [op for op in ops if not isinstance(op, InsertOne)]
         try:
-            result = await bulk_write_chunked(self.returns, ops, self.write_chunk)
-            if result.matched_count + result.inserted_count + result.deleted_count == len(ops):
+            done = 0
+            for part, chunk in ((inserts, INSERT_CHUNK), (others, self.write_chunk)):
+                if part:
+                    result = await bulk_write_chunked(self.returns, part, chunk)
+                    done += result.matched_count + result.inserted_count + result.deleted_count
+            if done == len(ops):
                 return set()
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
