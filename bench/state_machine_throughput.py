@@ -36,7 +36,7 @@ from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
 from contracts.topology import ensure_topics
-from state_machine.repository import bulk_write_chunked, write_chunk_size
+from state_machine.mongo import bulk_write_chunked, write_chunk_size
 
 # A request the buyer appeals over and over before it is approved: every event is a valid
 # transition, so each one is applied and recorded, whatever the events-per-return ratio.

@@ -24,7 +24,7 @@ from state_machine.batch import (
     touched_counts,
     touched_keys,
 )
-from state_machine.repository import stored_event
+from state_machine.documents import stored_event
 
 
 class Crash(Exception):

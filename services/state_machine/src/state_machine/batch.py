@@ -230,7 +230,7 @@ def needs_history(decoded: Decoded, returns: dict[str, Stored],
     return wanted
 
 
-def _resumed(items: Items, counted: dict[CountsKey, int]) -> list[tuple[Delivery, ReturnEvent]]:
+def _resumed(items: Items, counted: dict[CountsKey, int]) -> Items:
     """The items an earlier attempt at this batch got as far as counting (it wrote the counts
     first, then died): it may have stored their history and announced their rejections, so
     the return is folded from its stored history, and its rejections announced again."""
@@ -282,16 +282,12 @@ def _fold_return(
         folded = fold(None, list(facts.facts.values()))
     for eid in new_ids:
         outcomes[folded.verdicts[eid].outcome] += 1
-    key = stored_key(items)
+    key = items[0][1].key
     records = [
         _record(key, facts.facts[eid], verdict, facts.position[eid], facts.before.get(eid))
         for eid, verdict in folded.verdicts.items()
     ]
     return folded.state, records, facts.before, outcomes
-
-
-def stored_key(items: Items) -> str:
-    return items[0][1].key
 
 
 def _record(key: str, fact: Fact, verdict: Verdict, position: tuple[int, int],

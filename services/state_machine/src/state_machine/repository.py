@@ -17,15 +17,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-import bson
 from cachetools import LRUCache
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError
-from pymongo.results import BulkWriteResult
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
 from contracts.indexes import ensure_indexes
@@ -40,11 +37,8 @@ from contracts.read_model import (
     REJECTIONS_COLLECTION,
     REJECTIONS_INDEXES,
     RETURNS_INDEXES,
-    EventRecord,
-    ReturnState,
     counts_collection,
     events_collection,
-    page_fields,
 )
 from state_machine.batch import (
     BatchPlan,
@@ -59,124 +53,28 @@ from state_machine.batch import (
     touched_counts,
     touched_keys,
 )
-from state_machine.domain import Fact, Verdict
+from state_machine.documents import (
+    counts_id,
+    event_document,
+    return_document,
+    stored_event,
+    stored_return,
+)
+from state_machine.mongo import (
+    DUPLICATE_KEY,
+    FERRETDB_WRITE_CHUNK,
+    INSERT_CHUNK,
+    bulk_write_chunked,
+    gather_bounded,
+    write_chunk_size,
+)
 
 Document = dict[str, Any]
 Announce = Callable[[list[RejectedEvent]], Awaitable[None]]
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-DUPLICATE_KEY = 11000
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-READ_CONCURRENCY = 16
-
-# FerretDB 1.24 (PostgreSQL backend) holds one connection of its pool of 50 for every update
-# statement of a command until the command ends: an update command of more than ~49 statements
-# on existing documents deadlocks it for good. Bulk writes to it go in chunks well below that
-# (other clients share the pool); real MongoDB takes large batches.
-FERRETDB_WRITE_CHUNK = 20
-MONGODB_WRITE_CHUNK = 1000
-INSERT_CHUNK = 500  # inserts hold no connection per document: large commands are fine
 
 
 class ReadModelOutdated(RuntimeError):
     """The stored read model has another layout than this code writes: rebuild it (replay)."""
-
-
-async def write_chunk_size(db: AsyncDatabase[Document]) -> int:
-    info = await db.command("buildInfo")
-    return FERRETDB_WRITE_CHUNK if "ferretdbVersion" in info else MONGODB_WRITE_CHUNK
-
-
-async def bulk_write_chunked(
-    collection: AsyncCollection[Document], ops: list[Any], chunk: int
-) -> BulkWriteResult:
-    """`bulk_write(ops, ordered=False)` in commands of at most `chunk` operations; the results
-    are summed. A BulkWriteError of a chunk is raised after the remaining chunks ran."""
-    matched = inserted = deleted = 0
-    errors: list[dict[str, Any]] = []
-    for start in range(0, len(ops), chunk):
-        try:
-            result = await collection.bulk_write(ops[start: start + chunk], ordered=False)
-            matched += result.matched_count
-            inserted += result.inserted_count + result.upserted_count
-            deleted += result.deleted_count
-        except BulkWriteError as exc:
-            matched += exc.details.get("nMatched", 0)
-            inserted += exc.details.get("nInserted", 0) + exc.details.get("nUpserted", 0)
-            deleted += exc.details.get("nRemoved", 0)
-            errors += exc.details.get("writeErrors", [])
-    if errors:
-        raise BulkWriteError({"writeErrors": errors, "nMatched": matched, "nInserted": inserted})
-    return BulkWriteResult(
-        {"nMatched": matched, "nInserted": inserted, "nUpserted": 0, "nModified": 0,
-         "nRemoved": deleted, "upserted": []},
-        acknowledged=True,
-    )
-
-
-async def gather_bounded(
-    items: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]], limit: int = READ_CONCURRENCY
-) -> dict[_K, _V]:
-    """`fetch` each item, at most `limit` at a time; results by item."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(item: _K) -> tuple[_K, _V]:
-        async with gate:
-            return item, await fetch(item)
-
-    return dict(await asyncio.gather(*(one(item) for item in items)))
-
-
-def _encoded(doc: Document) -> Document:
-    """The document, once it is known that MongoDB can hold it: a value it cannot encode (an
-    integer past 64 bits) or a document over 16 MiB fails here, before anything is written."""
-    if len(bson.encode(doc)) > MAX_DOCUMENT_BYTES:
-        raise DocumentTooLarge(f"document {doc.get('_id')!r} is larger than 16 MiB")
-    return doc
-
-
-def return_document(change: Change, batch_id: str) -> Document:
-    assert change.state is not None
-    state = change.state
-    return _encoded(state.model_dump(mode="json") | {
-        **page_fields(state.shop_id, state.status.value, state.update_time),
-        "_id": change.key,
-        "applied": {"partition": change.partition, "offset": change.offset},
-        "last_key": list(change.last_key),
-        "version": (change.expected_version or 0) + 1,
-        "written_by": batch_id,
-    })
-
-
-def stored_return(doc: Document) -> Stored:
-    position = doc.get("applied", {})
-    last_key = doc.get("last_key") or (-1, -1)
-    return Stored(
-        state=ReturnState.model_validate(doc),
-        partition=int(position.get("partition", -1)),
-        offset=int(position.get("offset", -1)),
-        version=int(doc.get("version", 0)),
-        last_key=(int(last_key[0]), int(last_key[1])),
-    )
-
-
-def event_document(record: EventRecord) -> Document:
-    return _encoded(record.model_dump(mode="json") | {"_id": record.event.event_id})
-
-
-def stored_event(doc: Document) -> StoredEvent:
-    record = EventRecord.model_validate(doc)
-    return StoredEvent(
-        fact=Fact(record.event, record.deliveries, record.last_observed_at),
-        verdict=Verdict(record.outcome, tuple(record.inferred), record.reason, record.note),
-        partition=record.partition,
-        offset=record.offset,
-        last_rejection=record.last_rejection,
-    )
-
-
-def counts_id(key: CountsKey) -> str:
-    return f"{key[0]}:{key[1]}"
 
 
 async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
