@@ -15,8 +15,8 @@ the consumer that tries to write it.
 
 from __future__ import annotations
 
+import re
 import time
-import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -52,8 +52,11 @@ def _not_in_the_future(value: int) -> int:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
+
+
 def _no_control_characters(value: str) -> str:
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 from uuid import UUID, uuid4
 
@@ -91,12 +92,12 @@ class ReturnEvent(_Message):
     actor: Name | None = Field(default=None, description="who made the change, as TikTok says")
     observed_at: datetime = Field(default_factory=utcnow)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Kafka message key and read-model id: all events of one return share a partition."""
         return return_key(self.shop_id, self.return_id)
 
-    @property
+    @cached_property
     def event_id(self) -> str:
         return f"{self.key}:{self.status.value}:{self.update_time}"
 

@@ -155,6 +155,10 @@ def decode(delivery: Delivery) -> ReturnEvent | RejectedEvent:
     if delivery.value is None:
         return rejected_record(delivery, RejectionReason.UNDECODABLE, "empty message")
     try:
+        return ReturnEvent.model_validate_json(delivery.value)  # the fast path: a valid event
+    except ValidationError:
+        pass
+    try:
         payload = json.loads(delivery.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return rejected_record(delivery, RejectionReason.UNDECODABLE, f"not JSON: {exc}")

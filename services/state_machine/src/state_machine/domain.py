@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TypeVar
 
 from contracts.messages import RejectionReason, ReturnDetails, ReturnEvent
@@ -47,7 +48,7 @@ class Fact:
     def of(cls, event: ReturnEvent, deliveries: int = 1) -> Fact:
         return cls(event, deliveries, event.observed_at)
 
-    @property
+    @cached_property
     def key(self) -> OrderKey:
         return order_key(self.event)
 
