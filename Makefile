@@ -42,7 +42,7 @@ integration: install
 	.venv/bin/pytest tests/integration -q
 
 test: install browser lint
-	.venv/bin/pytest -q -ra
+	.venv/bin/pytest -q -ra --durations=15
 
 replay: deps
 	$(VENV_PY) -m state_machine.replay
