@@ -38,11 +38,17 @@ lint: deps
 unit: deps
 	.venv/bin/pytest tests/unit -q
 
+# Two workers (each with its own Kafka and FerretDB, a test file to a worker); the
+# schemathesis file runs on its own, as its generated tests collapse under xdist.
+SCHEMATHESIS := tests/integration/test_query_api_schemathesis.py
+
 integration: install
-	.venv/bin/pytest tests/integration -q
+	.venv/bin/pytest tests/integration -q -n 2 --dist loadfile --ignore=$(SCHEMATHESIS)
+	.venv/bin/pytest -q $(SCHEMATHESIS)
 
 test: install browser lint
-	.venv/bin/pytest -q -ra --durations=15
+	.venv/bin/pytest -q -ra -n 2 --dist loadfile --durations=10 --ignore=$(SCHEMATHESIS)
+	.venv/bin/pytest -q -ra $(SCHEMATHESIS)
 
 replay: deps
 	$(VENV_PY) -m state_machine.replay
