@@ -64,6 +64,7 @@ from state_machine.mongo import (
     DUPLICATE_KEY,
     FERRETDB_WRITE_CHUNK,
     INSERT_CHUNK,
+    WRITE_CONCURRENCY,
     bulk_write_chunked,
     gather_bounded,
     write_chunk_size,
@@ -272,9 +273,10 @@ class ReadModelRepository:
         them first (a rebalance): the batch is planned again from what is stored."""
         try:
             if inserts:
-                await bulk_write_chunked(self.events, inserts, INSERT_CHUNK)
+                await bulk_write_chunked(self.events, inserts, INSERT_CHUNK, WRITE_CONCURRENCY)
             if replaces:
-                await bulk_write_chunked(self.events, replaces, self.write_chunk)
+                await bulk_write_chunked(self.events, replaces, self.write_chunk,
+                                         WRITE_CONCURRENCY)
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
@@ -293,7 +295,8 @@ class ReadModelRepository:
             done = 0
             for part, chunk in ((inserts, INSERT_CHUNK), (others, self.write_chunk)):
                 if part:
-                    result = await bulk_write_chunked(self.returns, part, chunk)
+                    result = await bulk_write_chunked(self.returns, part, chunk,
+                                                      WRITE_CONCURRENCY)
                     done += result.matched_count + result.inserted_count + result.deleted_count
             if done == len(ops):
                 return set()
