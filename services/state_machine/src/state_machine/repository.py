@@ -90,12 +90,15 @@ async def check_schema(db: AsyncDatabase[Document]) -> None:
         if await db[DEFAULT_RETURNS_COLLECTION].find_one({}, {"_id": 1}) is not None:
             version = 1  # written before the layout had a version
         else:
-            await db[META_COLLECTION].update_one(
-                {"_id": ACTIVE_READ_MODEL_ID},
-                {"$setOnInsert": {"collection": DEFAULT_RETURNS_COLLECTION,
-                                  "schema_version": READ_MODEL_SCHEMA_VERSION}},
-                upsert=True,
-            )
+            try:
+                await db[META_COLLECTION].update_one(
+                    {"_id": ACTIVE_READ_MODEL_ID},
+                    {"$setOnInsert": {"collection": DEFAULT_RETURNS_COLLECTION,
+                                      "schema_version": READ_MODEL_SCHEMA_VERSION}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:  # another state machine named it at the same moment
+                return await check_schema(db)
             return
     else:
         version = int(meta.get("schema_version", 1))
