@@ -6,6 +6,7 @@ Every field that comes from outside is bounded by `contracts.limits`: validating
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -116,6 +117,15 @@ class RejectionReason(StrEnum):
     # An event whose effect could not be stored (e.g. a value the database cannot hold): it
     # was taken out of its batch so that the events after it go on.
     UNPROCESSABLE = "unprocessable"
+
+
+def raw_text(raw: bytes) -> str:
+    """Input as the rejected topic keeps it (`RejectedEvent.raw`): utf-8 text, or `base64:` +
+    its base64."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode("ascii")
 
 
 class RejectedEvent(_Message):

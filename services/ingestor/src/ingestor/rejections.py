@@ -9,7 +9,6 @@ rejection.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.limits import Id
-from contracts.messages import EventSource, RejectedEvent, RejectionReason
+from contracts.messages import EventSource, RejectedEvent, RejectionReason, raw_text
 
 _ID = TypeAdapter[str](Id)
 
@@ -46,14 +45,6 @@ def valid_id(value: Any) -> str | None:
         return _ID.validate_python(str(value))
     except ValidationError:
         return None
-
-
-def raw_text(raw_body: bytes) -> str:
-    """Bytes as the rejected topic keeps them: utf-8 text, or `base64:` + their base64."""
-    try:
-        return raw_body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw_body).decode("ascii")
 
 
 def _event(rejected: Rejected, rejection_id: str, raw: str, at: datetime) -> RejectedEvent:

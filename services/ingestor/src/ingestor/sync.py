@@ -52,12 +52,12 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent, SyncCommand
+from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent, SyncCommand, raw_text
 from contracts.read_model import FINISHED_JOB_STATUSES, JobStatus
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
-from ingestor.rejections import Rejected, raw_text, sync_rejection
+from ingestor.rejections import Rejected, sync_rejection
 from ingestor.settings import Settings
 from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient

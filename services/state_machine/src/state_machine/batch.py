@@ -18,14 +18,13 @@ again from all its events, which the adapter loads first (`needs_history`).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent
+from contracts.messages import RejectedEvent, RejectionReason, ReturnEvent, raw_text
 from contracts.read_model import DAY_S, EventRecord, Outcome, ReturnState, bucket_start
 from contracts.statuses import ReturnStatus
 from contracts.transitions import LIFECYCLE_RANK
@@ -116,16 +115,6 @@ class BatchPlan:
 MAX_RAW_CHARS = 64 * 1024  # what a rejection keeps of a record: enough to read, never too big
 
 
-def raw_text(value: bytes | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = "base64:" + base64.b64encode(value).decode("ascii")
-    return text[:MAX_RAW_CHARS]
-
-
 def rejected_record(delivery: Delivery, reason: RejectionReason, detail: str,
                     shop_id: str | None = None, return_id: str | None = None) -> RejectedEvent:
     """A record that is no event, or whose event could not be stored: kept with its position."""
@@ -134,7 +123,7 @@ def rejected_record(delivery: Delivery, reason: RejectionReason, detail: str,
         reason=reason, detail=detail, stage="state_machine",
         shop_id=shop_id, return_id=return_id, source_topic=delivery.topic,
         source_partition=delivery.partition, source_offset=delivery.offset,
-        raw=raw_text(delivery.value),
+        raw=None if delivery.value is None else raw_text(delivery.value)[:MAX_RAW_CHARS],
     )
 
 
