@@ -115,8 +115,12 @@ async def test_each_kind_of_poison_is_rejected_and_the_events_after_it_become_vi
         assert item["source_offset"] is not None and item["detail"], (kind, item)
     assert sm.running(), sm.log_tail()
     port = sm.env["STATE_MACHINE_METRICS_PORT"]
-    metrics = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics")).text
-    assert "state_machine_seconds_since_progress{partition=" in metrics
+
+    async def progress_exported() -> bool:  # after the commit, which follows the write
+        text = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics")).text
+        return "state_machine_seconds_since_progress{partition=" in text
+
+    await eventually(progress_exported, 30, "progress per partition in the metrics")
 
 
 async def _has_all(listed: Any, wanted: dict[str, str]) -> bool:

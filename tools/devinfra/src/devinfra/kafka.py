@@ -156,8 +156,7 @@ class KafkaServer(Server):
                 "kafka.tools.StorageTool",
                 "format",
                 "--ignore-formatted",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one argument: an id may begin with "-"
                 "-c",
                 str(self.config_file),
             )
