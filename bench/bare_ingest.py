@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 
 from contracts.topics import EVENTS_TOPIC
-from contracts.topology import ensure_topics
+from runtime.topology import ensure_topics
 
 
 def create_app(bootstrap: str) -> FastAPI:

@@ -40,7 +40,7 @@ from bench.services import API_TOKEN, Env, Service
 from bench.state_machine_throughput import end_offsets, time_bare_loop, time_state_machine
 from bench.tables import print_tables
 from bench.workload import EVENTS_PER_RETURN, expected_tabs, produce_history
-from contracts.topology import ensure_topics
+from runtime.topology import ensure_topics
 
 SHOP = "7494560109799990001"
 READ_TIMEOUT_S, POLL_TIMEOUT_S = 1800.0, 30.0

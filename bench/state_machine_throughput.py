@@ -35,7 +35,7 @@ from contracts.messages import EventSource, ReturnEvent
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
-from contracts.topology import ensure_topics
+from runtime.topology import ensure_topics
 from state_machine.mongo import bulk_write_chunked, write_chunk_size
 
 # A request the buyer appeals over and over before it is approved: every event is a valid

@@ -26,7 +26,7 @@ from contracts.read_model import ReturnState
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
 from contracts.topics import EVENTS_TOPIC
-from contracts.topology import ensure_topics
+from runtime.topology import ensure_topics
 from state_machine.domain import fold_events
 
 T0 = 1_732_600_000

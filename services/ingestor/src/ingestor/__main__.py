@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uvicorn
 
-from contracts.logs import configure_logging
 from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
 from ingestor.metrics import IngestorMetrics
 from ingestor.settings import settings_or_exit
 from ingestor.sync import SyncService
+from runtime.logs import configure_logging
 
 
 def main() -> None:

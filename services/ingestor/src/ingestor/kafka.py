@@ -16,8 +16,8 @@ from faststream.kafka import KafkaBroker
 
 from contracts.messages import RejectedEvent, ReturnEvent, SyncCommand
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
-from contracts.topology import ensure_topics
 from ingestor.settings import Settings
+from runtime.topology import ensure_topics
 
 UNKNOWN_SHOP_KEY = "unknown"
 

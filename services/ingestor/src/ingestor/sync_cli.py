@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 
 from contracts.messages import SyncCommand
 from contracts.topics import SYNC_COMMANDS_TOPIC
-from contracts.topology import ensure_topics
+from runtime.topology import ensure_topics
 
 app = typer.Typer(add_completion=False, help=__doc__)
 

@@ -25,7 +25,6 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from contracts.indexes import ensure_indexes
 from contracts.messages import SyncCommand
 from contracts.read_model import (
     SYNC_CHECKPOINTS_COLLECTION,
@@ -34,6 +33,7 @@ from contracts.read_model import (
     JobStatus,
     queued_sync_job,
 )
+from runtime.indexes import ensure_indexes
 
 Document = dict[str, Any]
 

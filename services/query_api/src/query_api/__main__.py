@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uvicorn
 
-from contracts.logs import configure_logging
 from query_api.api import create_app
 from query_api.settings import settings_or_exit
+from runtime.logs import configure_logging
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.indexes import ensure_indexes
 from contracts.messages import return_key
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
@@ -32,6 +31,7 @@ from contracts.read_model import (
     events_collection,
 )
 from query_api import pages, queries
+from runtime.indexes import ensure_indexes
 
 Document = dict[str, Any]
 log = structlog.get_logger("query_api.repository")

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.startup import load_or_exit
+from runtime.startup import load_or_exit
 
 SERVICE = "query_api"
 

@@ -30,7 +30,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from contracts.indexes import ensure_indexes
 from contracts.messages import SyncCommand
 from contracts.read_model import (
     SYNC_CHECKPOINTS_COLLECTION,
@@ -39,10 +38,11 @@ from contracts.read_model import (
     queued_sync_job,
 )
 from contracts.topics import SYNC_COMMANDS_TOPIC
-from contracts.topology import ensure_topics
 from query_api.auth import Caller
 from query_api.models import ErrorMessage
 from query_api.settings import Settings
+from runtime.indexes import ensure_indexes
+from runtime.topology import ensure_topics
 
 log = structlog.get_logger("query_api.sync")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,13 +21,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from contracts.logs import configure_logging
 from contracts.messages import RejectedEvent
 from contracts.read_model import ACTIVE_READ_MODEL_ID, META_COLLECTION
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
-from contracts.topology import ensure_topics
+from runtime.logs import configure_logging
+from runtime.retry import until_done
+from runtime.topology import ensure_topics
 from state_machine import metrics
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
@@ -35,6 +36,7 @@ from state_machine.repository import ActiveReadModel, ReadModelRepository, check
 from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def raw_records(message: Any) -> list[bytes | None]:
@@ -42,20 +44,10 @@ def raw_records(message: Any) -> list[bytes | None]:
     return [record.value for record in message.raw_message]
 
 
-async def retry_forever(what: str, action: Any) -> Any:
-    def before_sleep(state: RetryCallState) -> None:
-        metrics.RETRIES.inc()
-        log.warning("retrying", what=what, attempt=state.attempt_number,
-                    error=repr(state.outcome.exception() if state.outcome else None))
-
-    async for attempt in AsyncRetrying(
-        wait=wait_exponential_jitter(initial=0.2, max=15),
-        retry=retry_if_exception(is_infrastructure_error),
-        before_sleep=before_sleep,
-    ):
-        with attempt:
-            return await action()
-    raise AssertionError("unreachable")  # pragma: no cover
+async def retry_forever(what: str, action: Callable[[], Awaitable[T]]) -> T:
+    """Retry what the store or the bus failed to do, never what the data caused."""
+    return await until_done(what, action, retry_on=is_infrastructure_error,
+                            on_retry=metrics.RETRIES.inc)
 
 
 class Watchdog:

@@ -26,7 +26,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from contracts.logs import configure_logging
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
     META_COLLECTION,
@@ -34,6 +33,7 @@ from contracts.read_model import (
     RETURNS_COLLECTION_PREFIX,
 )
 from contracts.topics import EVENTS_TOPIC
+from runtime.logs import configure_logging
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
 from state_machine.processor import BatchProcessor, no_rejections

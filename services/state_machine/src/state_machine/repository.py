@@ -25,7 +25,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
-from contracts.indexes import ensure_indexes
 from contracts.messages import RejectedEvent
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
@@ -40,6 +39,7 @@ from contracts.read_model import (
     counts_collection,
     events_collection,
 )
+from runtime.indexes import ensure_indexes
 from state_machine.batch import (
     BatchPlan,
     Change,
