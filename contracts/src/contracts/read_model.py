@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.deadlines import DEADLINE_INDEXES
 from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent, SyncCommand
 from contracts.statuses import ReturnStatus, ReverseType
 
@@ -178,6 +179,7 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("anomaly", 1), ("update_time", -1), ("_id", -1)], "shop_anomaly_updated"),
     ([("update_time", -1), ("_id", -1)], "updated"),
     *(([(name, 1), ("update_time", -1), ("_id", -1)], name) for name in PAGE_FIELDS),
+    *DEADLINE_INDEXES,  # the returns waiting on the seller, soonest deadline first
 )
 
 # The history of one return in fold order (the detail route and the state machine's refold).
