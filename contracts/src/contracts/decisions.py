@@ -179,6 +179,15 @@ class DecisionRecord(BaseModel):
             command.decision, command.reason, command.comment)
 
 
+class RejectReason(BaseModel):
+    """One of TikTok's reject reasons for a request: `name` is what a rejection sends."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: Name
+    text: Name = Field(description="what the seller reads, in the asked locale")
+
+
 DECISIONS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("return_key", 1), ("created_at", 1)], "return_created"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
@@ -20,6 +21,13 @@ from ingestor.settings import Settings
 from runtime.topology import ensure_topics
 
 UNKNOWN_SHOP_KEY = "unknown"
+
+
+def raw_value(message: Any) -> bytes | None:
+    """FastStream decoder that leaves a record's bytes alone: the handler decodes them, so a
+    record that is not a valid message can be rejected with its reason instead of crashing."""
+    value = message.raw_message.value
+    return value if isinstance(value, bytes | None) else bytes(value)
 
 
 class PublishError(RuntimeError):
