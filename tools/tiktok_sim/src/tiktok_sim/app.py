@@ -32,6 +32,7 @@ from contracts.statuses import (
     V202309_RETURN_TYPES,
     V202309_STATUS_NAMES,
 )
+from tiktok_sim.decisions import Guards, decisions_router
 from tiktok_sim.driver import LifecycleDriver, Shares, WebhookSender
 from tiktok_sim.protocol import (
     ERR_ACCESS_TOKEN_EXPIRED,
@@ -489,4 +490,7 @@ def create_app(
     async def get_stats() -> dict[str, Any]:
         return {**stats.as_dict(), "returns": len(store), "webhook_target": settings.webhook_url}
 
+    # Seller decisions and reject reasons (tiktok_sim.decisions), checked like the searches.
+    app.include_router(decisions_router(state, Guards(check_auth, json_body, injected_fault,
+                                                      _Refusal)))
     return app
