@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from query_api.repository import Document, ReturnsRepository
 from query_api.settings import Settings
+from runtime.retry import Stopped, until_done
 
 log = structlog.get_logger("query_api")
 
@@ -25,20 +26,11 @@ async def _ensure_indexes_until_done(repository: ReturnsRepository, stop: asynci
     """Background retry when MongoDB was not reachable at start-up; ends when `stop` is set.
 
     Stopped by an event rather than by cancellation: with pymongo 4.20 a cancellation delivered
-    while it selects a server was seen to be swallowed, leaving this loop (and shutdown) hanging.
+    while it selects a server was seen to be swallowed, leaving this task (and shutdown) hanging.
     """
-    delay = 1.0
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
-            return
-        try:
-            await repository.ensure_indexes()
-            return
-        except PyMongoError as exc:
-            log.warning("ensure_indexes_failed", error=str(exc), retry_in_s=delay)
-            delay = min(delay * 2, INDEX_RETRY_MAX_DELAY_S)
+    with contextlib.suppress(Stopped):
+        await until_done("ensure_indexes", repository.ensure_indexes, retry_on=PyMongoError,
+                         stop=stop, initial_s=1, max_s=INDEX_RETRY_MAX_DELAY_S)
 
 
 def lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
