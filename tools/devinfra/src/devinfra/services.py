@@ -18,7 +18,11 @@ DEV_CREDENTIALS = {
     "TIKTOK_APP_KEY": "dev-app-key",
     "TIKTOK_APP_SECRET": "dev-app-secret",
     "TIKTOK_ACCESS_TOKEN": "dev-access-token",
-    "QUERY_API_TOKENS": json.dumps({DEV_TOKEN: ["*"]}),
+    # The dev token may act (approve and reject returns), so `make run` can act.
+    "QUERY_API_TOKENS": json.dumps({DEV_TOKEN: {"shops": ["*"], "role": "act",
+                                                "label": "development"}}),
+    # The query API's calls to the ingestor (reject reasons).
+    "INTERNAL_API_TOKEN": "dev-internal-token",
 }
 
 
@@ -75,6 +79,7 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
         "TIKTOK_APP_KEY": creds["TIKTOK_APP_KEY"],
         "TIKTOK_APP_SECRET": creds["TIKTOK_APP_SECRET"],
         "TIKTOK_ACCESS_TOKEN": creds["TIKTOK_ACCESS_TOKEN"],
+        "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
     }
     simulator: list[Service] = []
     if not os.environ.get("TIKTOK_API_BASE_URL"):
@@ -106,7 +111,9 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
                 f"http://127.0.0.1:{metrics_port}/metrics"),
         Service("query_api", "query_api",
                 {**common, "QUERY_API_PORT": str(query_port),
-                 "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"]},
+                 "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"],
+                 "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
+                 "INGESTOR_URL": f"http://127.0.0.1:{ingestor_port}"},
                 f"http://127.0.0.1:{query_port}/readyz"),
         Service("ingestor", "ingestor", ingestor_env, f"http://127.0.0.1:{ingestor_port}/readyz"),
     ]  # fmt: skip
