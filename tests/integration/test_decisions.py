@@ -59,7 +59,7 @@ def wait_for_decision(stack: Stack, decision_id: str, *statuses: str) -> dict[st
 
     def done() -> bool:
         found.update(api(stack, "GET", f"/api/v1/decisions/{decision_id}").json())
-        return found.get("status") in statuses
+        return bool(found.get("status") in statuses)
 
     wait_until(done, 60, f"decision {decision_id} to be {' or '.join(statuses)}")
     return found
@@ -71,7 +71,7 @@ def wait_for_move(stack: Stack, shop: str, return_id: str, away_from: str) -> di
     def moved() -> bool:
         found.clear()
         found.update(detail(stack, shop, return_id))
-        return found["status"] != away_from
+        return bool(found["status"] != away_from)
 
     wait_until(moved, 60, f"{shop}/{return_id} to move on from {away_from}")
     return found
