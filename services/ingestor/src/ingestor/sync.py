@@ -59,8 +59,8 @@ from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import EnrichResult, IngestorMetrics, SyncResult
 from ingestor.rejections import Rejected, sync_rejection
 from ingestor.settings import Settings
-from ingestor.sync_jobs import Document, Lease, SyncStore
 from ingestor.tiktok_client import TikTokApiError, TikTokClientConfig, TikTokShopClient
+from runtime.sync_jobs import Document, Lease, SyncJobs
 
 log = structlog.get_logger("ingestor.sync")
 
@@ -258,7 +258,7 @@ class SyncService:
     mongo: AsyncMongoClient[Document] | None = None
     clock: Callable[[], float] = time.time
     transport: httpx.AsyncBaseTransport | None = None
-    store: SyncStore = field(init=False)
+    store: SyncJobs = field(init=False)
     clients: ClientPool = field(init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _reconciler: asyncio.Task[None] | None = field(default=None, init=False)
@@ -272,7 +272,7 @@ class SyncService:
                 connectTimeoutMS=self.settings.mongodb_timeout_ms,
                 tz_aware=True,
             )
-        self.store = SyncStore(self.mongo, self.settings.mongodb_database)
+        self.store = SyncJobs(self.mongo, self.settings.mongodb_database)
         self.clients = ClientPool(self.settings, self.transport)
         self._enrich_slots = asyncio.Semaphore(ENRICH_CONCURRENCY)
 
