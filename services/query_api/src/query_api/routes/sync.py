@@ -34,6 +34,7 @@ from contracts.read_model import JobStatus
 from contracts.topics import SYNC_COMMANDS_TOPIC
 from query_api.auth import Caller
 from query_api.models import ErrorMessage
+from query_api.openapi import CALLER_ERRORS
 from query_api.settings import Settings
 from runtime.sync_jobs import Document, SyncJobs
 from runtime.topology import ensure_topics
@@ -42,10 +43,6 @@ log = structlog.get_logger("query_api.sync")
 
 KAFKA_CONNECT_TIMEOUT_S = 10.0
 KAFKA_PUBLISH_TIMEOUT_S = 10.0
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
-    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
-}
 
 
 # ---------------------------------------------------------------------------------- models
@@ -221,7 +218,7 @@ def sync_router(settings: Settings) -> APIRouter:
         response_model=SyncAccepted,
         responses={
             503: {"model": ErrorMessage, "description": "Kafka or MongoDB unreachable"},
-            **AUTH_ERRORS,
+            **CALLER_ERRORS,
         },
         summary="Sync Return: fetch new or changed returns of a shop from TikTok Shop",
     )
@@ -253,7 +250,7 @@ def sync_router(settings: Settings) -> APIRouter:
         "/status",
         response_model=SyncStatus,
         responses={400: {"model": ErrorMessage, "description": "invalid parameters"},
-                   **AUTH_ERRORS},
+                   **CALLER_ERRORS},
         summary="A shop's last successful sync and its queued or running job",
     )
     async def sync_status(
@@ -279,7 +276,7 @@ def sync_router(settings: Settings) -> APIRouter:
         "/{command_id}",
         response_model=SyncJob,
         responses={404: {"model": ErrorMessage, "description": "no such sync job"},
-                   **AUTH_ERRORS},
+                   **CALLER_ERRORS},
         summary="One sync job: status, window and counts",
     )
     async def get_sync_job(command_id: UUID, request: Request, caller: Caller) -> SyncJob:
