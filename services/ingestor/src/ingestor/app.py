@@ -15,11 +15,13 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any, Protocol
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification import AsyncAPI, get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.messages import EventSource, RejectedEvent, ReturnEvent
@@ -29,6 +31,7 @@ from ingestor.metrics import IngestorMetrics, WebhookResult
 from ingestor.rejections import webhook_rejection
 from ingestor.settings import Settings
 from ingestor.signature import verify_webhook
+from ingestor.sync import SyncService
 from ingestor.webhooks import (
     Accepted,
     Ignored,
@@ -36,8 +39,15 @@ from ingestor.webhooks import (
     parse_webhook,
     shape_rejection,
 )
+from runtime.asyncapi import contract_document
 from runtime.retry import until_done
 
+TITLE = "TikTok returns ingestor"
+ASYNCAPI_DESCRIPTION = (
+    "The ingestor's Kafka side: the canonical return events it publishes from TikTok webhooks "
+    "and Sync Return, what it could not map, the reconciler's sync commands, and the sync "
+    "commands it handles. The HTTP side (POST /webhooks/tiktok) is in its OpenAPI at /docs."
+)
 WEBHOOK_PATH = "/webhooks/tiktok"
 SIGNATURE_HEADER = "Authorization"
 RECONNECT_MAX_BACKOFF_S = 30.0
@@ -136,9 +146,14 @@ def create_app(
             for service in background:
                 await service.close()
 
-    app = FastAPI(title="TikTok returns ingestor", lifespan=lifespan)
+    app = FastAPI(title=TITLE, lifespan=lifespan)
     app.state.bus = kafka
     app.state.metrics = metrics
+    # The event contract: what the broker publishes and consumes (subscribers registered on
+    # `bus.broker` before the app is built included), also in contracts/asyncapi/.
+    asyncapi = AsyncAPI(kafka.broker, title=TITLE, version=version("returns-ingestor"),
+                        description=ASYNCAPI_DESCRIPTION)
+    app.state.asyncapi = asyncapi
 
     def answer(result: WebhookResult, status_code: int, body: dict[str, Any]) -> JSONResponse:
         metrics.count(result)
@@ -244,4 +259,25 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_html() -> HTMLResponse:
+        document = contract_document(asyncapi.to_specification())
+        return HTMLResponse(get_asyncapi_html(document, try_it_out_path=None))
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(contract_document(asyncapi.to_specification()).document)
+
     return app
+
+
+def create_service(settings: Settings) -> FastAPI:
+    """The ingestor as `python -m ingestor` runs it: the webhook app and, on the same broker,
+    the sync-command consumer, webhook enrichment and reconciler (`ingestor.sync`)."""
+    bus = KafkaBus(settings)
+    metrics = IngestorMetrics()
+    # Subscribers are registered on `bus.broker` before the app starts it.
+    sync = SyncService(settings, bus, metrics)
+    sync.register(bus.broker)
+    return create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
+                      background=[sync])
