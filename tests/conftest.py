@@ -17,6 +17,8 @@ from typing import Protocol
 
 import pytest
 
+from devinfra import Infra
+
 
 class InfraHandle(Protocol):
     """What integration tests get from the ``infra`` fixture."""
@@ -67,8 +69,6 @@ class LocalInfra:
     local = True
 
     def __init__(self, data_dir: Path) -> None:
-        from devinfra import Infra
-
         self._infra = Infra(data_dir, durable=False)
 
     @property

@@ -15,20 +15,26 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any, Protocol
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification import AsyncAPI, get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from contracts.messages import EventSource, RejectedEvent, ReturnEvent
+from contracts.messages import RejectedEvent, ReturnEvent
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
+from ingestor.deadline_watch import DeadlineWatch
+from ingestor.decisions import DecisionService
+from ingestor.internal_api import internal_router
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, WebhookResult
 from ingestor.rejections import webhook_rejection
 from ingestor.settings import Settings
 from ingestor.signature import verify_webhook
+from ingestor.sync import SyncService
 from ingestor.webhooks import (
     Accepted,
     Ignored,
@@ -36,7 +42,15 @@ from ingestor.webhooks import (
     parse_webhook,
     shape_rejection,
 )
+from runtime.asyncapi import contract_document
+from runtime.retry import until_done
 
+TITLE = "TikTok returns ingestor"
+ASYNCAPI_DESCRIPTION = (
+    "The ingestor's Kafka side: the canonical return events it publishes from TikTok webhooks "
+    "and Sync Return, what it could not map, the reconciler's sync commands, and the sync "
+    "commands it handles. The HTTP side (POST /webhooks/tiktok) is in its OpenAPI at /docs."
+)
 WEBHOOK_PATH = "/webhooks/tiktok"
 SIGNATURE_HEADER = "Authorization"
 RECONNECT_MAX_BACKOFF_S = 30.0
@@ -76,24 +90,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
 async def _connect_until_up(
     bus: KafkaBus, settings: Settings, first_attempt_done: asyncio.Event
 ) -> None:
-    """Connect to Kafka, retrying with backoff: the app serves (503s) while Kafka is down."""
-    backoff = 1.0
-    while True:
+    """Connect to Kafka, retrying with backoff: the app serves (503s) while Kafka is down.
+    `first_attempt_done` is set once the first attempt is over, connected or not."""
+
+    async def attempt() -> None:
         try:
             async with asyncio.timeout(settings.kafka_connect_timeout_s):
                 await bus.start()
-        except Exception as exc:  # any failure to connect is retried
+        except Exception:  # any failure to connect is retried
             first_attempt_done.set()
-            log.warning("kafka_connect_failed", error=repr(exc), retry_in_s=backoff,
-                        bootstrap_servers=settings.kafka_bootstrap_servers)
             with contextlib.suppress(Exception):
                 await bus.stop()  # reset a half-started broker before the next attempt
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_MAX_BACKOFF_S)
-        else:
-            first_attempt_done.set()
-            log.info("kafka_connected", bootstrap_servers=settings.kafka_bootstrap_servers)
-            return
+            raise
+        first_attempt_done.set()
+
+    await until_done(f"connect to Kafka at {settings.kafka_bootstrap_servers}", attempt,
+                     retry_on=Exception, initial_s=1.0, max_s=RECONNECT_MAX_BACKOFF_S)
+    log.info("kafka_connected", bootstrap_servers=settings.kafka_bootstrap_servers)
 
 
 def create_app(
@@ -101,15 +114,16 @@ def create_app(
     bus: KafkaBus | None = None,
     *,
     metrics: IngestorMetrics | None = None,
-    on_legacy_webhook: Callable[[ReturnEvent], None] | None = None,
+    on_webhook: Callable[[ReturnEvent], None] | None = None,
     background: Sequence[Background] = (),
 ) -> FastAPI:
     """The ingestor app. Pass a `bus` whose broker already carries extra subscribers (e.g. the
     sync-command consumer) to have them started and stopped with the app.
 
-    `on_legacy_webhook` is called (synchronously; it must not block) with the event of each
-    legacy webhook once Kafka acknowledged it, e.g. to fetch the return's details in the
-    background. It cannot change the answer: whatever it raises is logged and ignored.
+    `on_webhook` is called (synchronously; it must not block) with the event of each webhook
+    once Kafka acknowledged it, e.g. to fetch the return's details in the background (a legacy
+    webhook has no amounts or items, neither generation's has TikTok's deadlines). It cannot
+    change the answer: whatever it raises is logged and ignored.
     """
     kafka = bus if bus is not None else KafkaBus(settings)
     metrics = metrics if metrics is not None else IngestorMetrics()
@@ -136,9 +150,14 @@ def create_app(
             for service in background:
                 await service.close()
 
-    app = FastAPI(title="TikTok returns ingestor", lifespan=lifespan)
+    app = FastAPI(title=TITLE, lifespan=lifespan)
     app.state.bus = kafka
     app.state.metrics = metrics
+    # The event contract: what the broker publishes and consumes (subscribers registered on
+    # `bus.broker` before the app is built included), also in contracts/asyncapi/.
+    asyncapi = AsyncAPI(kafka.broker, title=TITLE, version=version("returns-ingestor"),
+                        description=ASYNCAPI_DESCRIPTION)
+    app.state.asyncapi = asyncapi
 
     def answer(result: WebhookResult, status_code: int, body: dict[str, Any]) -> JSONResponse:
         metrics.count(result)
@@ -211,12 +230,11 @@ def create_app(
             metrics.publish_seconds.labels(topic=EVENTS_TOPIC).observe(
                 time.perf_counter() - started)
             log.info("webhook_accepted", event_id=event.event_id, source=event.source.value)
-            if on_legacy_webhook is not None and event.source == EventSource.WEBHOOK_LEGACY:
+            if on_webhook is not None:
                 try:
-                    on_legacy_webhook(event)
+                    on_webhook(event)
                 except Exception as exc:  # never affects the answer
-                    log.warning("on_legacy_webhook_failed", event_id=event.event_id,
-                                error=repr(exc))
+                    log.warning("on_webhook_failed", event_id=event.event_id, error=repr(exc))
             return answer(WebhookResult.ACCEPTED, 200,
                           {"status": "accepted", "event_id": event.event_id})
 
@@ -244,4 +262,32 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_html() -> HTMLResponse:
+        document = contract_document(asyncapi.to_specification())
+        return HTMLResponse(get_asyncapi_html(document, try_it_out_path=None))
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(contract_document(asyncapi.to_specification()).document)
+
+    return app
+
+
+def create_service(settings: Settings) -> FastAPI:
+    """The ingestor as `python -m ingestor` runs it: the webhook app and, on the same broker,
+    the sync-command consumer, webhook enrichment and reconciler (`ingestor.sync`), the
+    seller-decision consumer (`ingestor.decisions`), the deadline watch, and the query API's
+    internal routes (reject reasons)."""
+    bus = KafkaBus(settings)
+    metrics = IngestorMetrics()
+    # Subscribers are registered on `bus.broker` before the app starts it.
+    sync = SyncService(settings, bus, metrics)
+    sync.register(bus.broker)
+    decisions = DecisionService(settings, bus, sync.clients, metrics.registry)
+    decisions.register(bus.broker)
+    deadlines = DeadlineWatch(settings, metrics.registry)
+    app = create_app(settings, bus, metrics=metrics, on_webhook=sync.enrich_later,
+                     background=[sync, decisions, deadlines])
+    app.include_router(internal_router(settings, sync.clients))
     return app

@@ -18,7 +18,6 @@ goes to the rejected topic with its reason. The offset is committed after the ou
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,9 +32,9 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from contracts.decisions import DecisionCommand, DecisionStatus
-from contracts.messages import RejectedEvent, RejectionReason, raw_text
 from contracts.topics import DECISIONS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError, raw_value
+from ingestor.rejections import undecodable_command
 from ingestor.settings import Settings
 from ingestor.tiktok_client import TikTokApiError, TikTokShopClient
 from ingestor.tiktok_decisions import send_decision
@@ -54,17 +53,6 @@ class Clients(Protocol):
     def problem(self, shop_id: str) -> str | None: ...
 
     def get(self, shop_id: str) -> TikTokShopClient: ...
-
-
-def undecodable_decision(value: bytes | None, detail: str, partition: int | None,
-                         offset: int | None) -> RejectedEvent:
-    body = value or b""
-    return RejectedEvent(
-        rejection_id="ingestor-decision:" + hashlib.sha256(body).hexdigest(),
-        reason=RejectionReason.UNDECODABLE, detail=f"decision command: {detail}",
-        stage="ingestor", source_topic=DECISIONS_TOPIC, source_partition=partition,
-        source_offset=offset, raw=raw_text(body), rejected_at=datetime.now(UTC),
-    )
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -130,8 +118,9 @@ class DecisionService:
         try:
             command = DecisionCommand.model_validate_json(value or b"")
         except ValidationError as exc:
-            rejection = undecodable_decision(value, str(exc.errors(include_url=False)[:3]),
-                                             partition, offset)
+            rejection = undecodable_command(
+                value, str(exc.errors(include_url=False)[:3]), partition, offset,
+                datetime.now(UTC), topic=DECISIONS_TOPIC, kind="decision command")
             log.error("decision_command_undecodable", partition=partition, offset=offset)
             await until_done("publish rejection", lambda: self.bus.publish_rejection(rejection),
                              retry_on=PublishError, stop=self._stop)

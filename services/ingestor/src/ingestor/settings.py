@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     sync_lease_seconds: float = Field(default=30.0, gt=0)
     # How long a command waits for another process's sync of the same shop before failing.
     sync_lease_wait_seconds: float = Field(default=600.0, ge=0)
-    # Background fetch of a return after a legacy webhook (which carries no amounts or items).
+    # Background fetch of a return after a webhook (a legacy one carries no amounts or items,
+    # neither generation's carries TikTok's deadlines).
     webhook_enrichment: bool = True
     # --- Seller decisions and deadlines ------------------------------------------------------
     decisions_group_id: str = "returns-ingestor-decisions"

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Any, TypeVar
 
 import structlog
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 
@@ -37,6 +39,11 @@ from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+ASYNCAPI_DESCRIPTION = (
+    "The state machine's Kafka side: it folds the return events into the read model, publishes "
+    "the events it cannot apply, and records every rejection for the query API."
+)
 
 
 def raw_records(message: Any) -> list[bytes | None]:
@@ -106,8 +113,11 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         client_id="returns-state-machine",
         log_level=logging.DEBUG,  # one line per batch is noise at INFO; our own logs say more
     )
-    rejected = broker.publisher(REJECTED_TOPIC, title="rejected events",
-                                schema=RejectedEvent)
+    rejected = broker.publisher(
+        REJECTED_TOPIC, title="rejected events", schema=RejectedEvent,
+        description="Events it cannot apply (invalid or forbidden transitions, undecodable "
+                    "or unprocessable records); key = shop_id or 'unknown'",
+    )
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     state: dict[str, Any] = {}
 
@@ -129,6 +139,8 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         decoder=raw_records,
         max_poll_interval_ms=15 * 60 * 1000,
         title="return events",
+        description="Return changes, folded into the read model in batches; key = "
+                    "shop_id:return_id",
     )
     async def on_events(_: list[bytes | None], msg: KafkaMessage) -> None:
         deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
@@ -152,6 +164,8 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         ack_policy=AckPolicy.MANUAL,
         decoder=raw_records,
         title="rejected events (recorded for the API)",
+        description="Every rejection, of the ingestor and of the state machine, stored for the "
+                    "query API",
     )
     async def on_rejections(_: list[bytes | None], msg: KafkaMessage) -> None:
         rejections = []
@@ -165,7 +179,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         await retry_forever("record rejections", lambda: record_each(repository, rejections))
         await msg.ack()
 
-    app = FastStream(broker)
+    app = FastStream(broker, specification=AsyncAPI(
+        title="TikTok returns state machine", version=version("returns-state-machine"),
+        description=ASYNCAPI_DESCRIPTION))
     watchdog = Watchdog(settings)
 
     @app.on_startup
