@@ -25,7 +25,8 @@ from tests.integration.conftest import (
     Stack,
 )
 from tests.integration.services import wait_until
-from tests.integration.test_sync import request_sync, wait_for_job
+from tests.integration.test_end_to_end import post_webhook
+from tests.integration.test_sync import Sim, request_sync, wait_for_job
 from tiktok_sim.seller_actions import REJECT_REASONS
 
 pytestmark = pytest.mark.integration
@@ -337,3 +338,30 @@ def test_deadlines_are_counted_per_shop_and_announced_once_signed(
     line = next(li for li in metrics.splitlines() if li.startswith("ingestor_returns_deadline{")
                 and f'shop_id="{shop}"' in li and 'window="within_24h"' in li)
     assert float(line.rsplit(" ", 1)[1]) >= 1
+
+
+def test_a_202309_webhook_is_enriched_with_the_deadline_tiktok_gives(
+    stack: Stack, pool: Pool
+) -> None:
+    sim = Sim(stack)
+    known = {i["return_id"] for i in listed(stack, pool.shop)}
+    sim.generate("decisions", 20)  # not synced: the webhook is the first the system hears
+    record = next(r for r in sim.listing("decisions")
+                  if r["return_id"] not in known and r.get("seller_next_action_response"))
+    webhook = {"type": 12, "tts_notification_id": uuid.uuid4().hex, "shop_id": pool.shop,
+               "timestamp": int(time.time()),
+               "data": {k: record[k] for k in ("order_id", "return_id", "return_type",
+                                               "return_status", "create_time", "update_time")}
+               | {"return_role": "BUYER"}}
+    assert post_webhook(stack, webhook).status_code == 200
+
+    def enriched() -> bool:
+        response = api(stack, "GET", f"/api/v1/returns/{pool.shop}/{record['return_id']}")
+        return response.status_code == 200 and bool(
+            response.json()["details"].get("next_actions"))
+
+    wait_until(enriched, 60, "the webhook's return to carry TikTok's deadline")
+    shown = detail(stack, pool.shop, record["return_id"])
+    assert shown["details"]["next_actions"] == record["seller_next_action_response"]
+    assert len(shown["history"]) == 1  # the webhook and its snapshot: one change
+    assert shown["duplicate_count"] == 1
