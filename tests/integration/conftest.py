@@ -46,6 +46,7 @@ SYNC_SHOPS: dict[str, tuple[str, str | None]] = {
     "dashboard": ("202309", None),
     "decisions": ("202309", None),
     "decisions-legacy": ("legacy", None),
+    "dashboard-actions": ("202309", None),
 }
 
 
