@@ -4,6 +4,7 @@ state machine. Returns reach the read model by a Sync Return of a simulated shop
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -14,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from contracts.decisions import DecisionCommand
 from contracts.statuses import ReturnStatus, ReverseType
+from contracts.topics import DECISIONS_TOPIC
 from tests.integration.conftest import (
     DEADLINE_SECRET,
     LIMITED_TOKEN,
@@ -365,3 +369,41 @@ def test_a_202309_webhook_is_enriched_with_the_deadline_tiktok_gives(
     assert shown["details"]["next_actions"] == record["seller_next_action_response"]
     assert len(shown["history"]) == 1  # the webhook and its snapshot: one change
     assert shown["duplicate_count"] == 1
+
+
+def skipped_decisions(stack: Stack) -> float:
+    metrics = httpx.get(f"{stack.ingestor_url}/metrics").text
+    line = next(li for li in metrics.splitlines()
+                if li.startswith('ingestor_decisions_total{result="skipped"}'))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_a_redelivered_decision_command_reaches_tiktok_once(stack: Stack, pool: Pool) -> None:
+    item = pool.take()
+    response = decide(stack, pool.shop, item["return_id"], {"decision": "approve"})
+    assert response.status_code == 202, response.text
+    decision = wait_for_decision(stack, response.json()["decision_id"], "accepted", "refused",
+                                 "failed")
+    assert decision["status"] == "accepted", decision
+    before = skipped_decisions(stack)
+
+    # Kafka delivers the same command again (a consumer that died before its commit)
+    command = DecisionCommand(
+        decision_id=decision["decision_id"], shop_id=pool.shop, return_id=item["return_id"],
+        decision="approve", reverse_type=item["reverse_type"], status=item["status"],
+        return_update_time=item["update_time"], label=TOKEN_LABEL)
+
+    async def redeliver() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+        await producer.start()
+        try:
+            await producer.send_and_wait(DECISIONS_TOPIC, command.model_dump_json().encode(),
+                                         key=command.key.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(redeliver())
+    wait_until(lambda: skipped_decisions(stack) > before, 30, "the redelivery to be skipped")
+    assert len(sim_calls(stack, pool.shop, item["return_id"])) == 1
+    assert api(stack, "GET", f"/api/v1/decisions/{decision['decision_id']}").json()[
+        "status"] == "accepted"
