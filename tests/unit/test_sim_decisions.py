@@ -47,7 +47,7 @@ def client(app: FastAPI, version: ApiVersion = "202309") -> TikTokShopClient:
 def add_return(state: SimState, reverse_type: ReverseType, *statuses: ReturnStatus,
                version: ApiVersion = "202309") -> SimReturn:
     ret = generate_returns(state.store, random.Random(len(state.store)), SHOP, 1, version,
-                           int(time.time()))[0]
+                           now=int(time.time()))[0]
     ret.reverse_type = reverse_type
     start = int(time.time()) - 3600
     ret.history = [Step(s, start + n, "BUYER") for n, s in enumerate(statuses)]

@@ -61,7 +61,8 @@ class ContractDocument:
         return json.dumps(self.document, indent=2, sort_keys=True) + "\n"
 
     def to_yaml(self) -> str:
-        import yaml  # a development dependency: only the generator writes YAML
+        # A development dependency, imported here: only the generator writes YAML.
+        import yaml
 
         return yaml.safe_dump(self.document, sort_keys=True, width=100)
 

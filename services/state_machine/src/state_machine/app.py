@@ -106,6 +106,84 @@ class Watchdog:
             self.last_progress = time.monotonic()
 
 
+class Service:
+    """What the state machine does with what it consumes; `create_app` wires it to Kafka."""
+
+    def __init__(self, settings: Settings, rejected: Any, watchdog: Watchdog) -> None:
+        self.settings = settings
+        self.rejected = rejected  # the rejected topic's publisher
+        self.watchdog = watchdog
+        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
+                                                                        tz_aware=True)
+        self.repository: ReadModelRepository | None = None
+        self.processor: BatchProcessor | None = None
+
+    async def publish_rejections(self, rejections: list[RejectedEvent]) -> None:
+        futures = [
+            await self.rejected.publish(r, key=(r.shop_id or "unknown").encode(),
+                                        no_confirm=True)
+            for r in rejections
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def apply(self, msg: KafkaMessage) -> None:
+        """One batch of return events, durable before its offsets are committed."""
+        processor = self.processor
+        if processor is None:
+            raise RuntimeError("a batch before the state machine started")
+        deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
+        self.watchdog.busy = True
+        try:
+            with metrics.BATCH_SECONDS.time():
+                await retry_forever("apply batch", lambda: processor.process(deliveries))
+            await msg.ack()
+            metrics.PROGRESS.committed({d.partition for d in deliveries})
+        finally:
+            self.watchdog.busy = False
+            self.watchdog.last_progress = time.monotonic()
+
+    async def record(self, msg: KafkaMessage) -> None:
+        """One batch of the rejected topic, recorded for the query API."""
+        repository = self.repository
+        if repository is None:
+            raise RuntimeError("a batch before the state machine started")
+        rejections = []
+        for record in msg.raw_message:
+            try:
+                rejections.append(RejectedEvent.model_validate_json(record.value or b""))
+            except ValueError:
+                log.error("unreadable record on the rejected topic, kept on the topic",
+                          partition=record.partition, offset=record.offset)
+        await retry_forever("record rejections", lambda: record_each(repository, rejections))
+        await msg.ack()
+
+    async def start(self) -> None:
+        settings = self.settings
+        bootstrap = settings.kafka_bootstrap_servers
+        await retry_forever("create topics", lambda: ensure_topics(bootstrap))
+        db = self.mongo.get_database(settings.mongodb_database)
+        if not settings.state_machine_collection:
+            await retry_forever("check the read model", lambda: check_schema(db))
+        read_model = ActiveReadModel(self.mongo, settings.mongodb_database,
+                                     settings.state_machine_collection)
+        self.repository = await retry_forever("create indexes", read_model)
+
+        async def healthy() -> bool:
+            try:  # a read of a collection: FerretDB answers a ping without its PostgreSQL
+                await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
+                return True
+            except Exception as exc:  # a probe: any failure means "not healthy"
+                log.warning("store health probe failed", error=repr(exc))
+                return False
+
+        self.processor = BatchProcessor(read_model, self.publish_rejections, healthy)
+        serve_metrics(settings)
+        log.info("state machine starting", collection=self.repository.returns.name,
+                 metrics=f"http://{settings.state_machine_metrics_host}:"
+                         f"{settings.state_machine_metrics_port}/metrics")
+
+
 def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     configure_logging(settings.log_level)
     broker = KafkaBroker(
@@ -118,16 +196,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         description="Events it cannot apply (invalid or forbidden transitions, undecodable "
                     "or unprocessable records); key = shop_id or 'unknown'",
     )
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    state: dict[str, Any] = {}
-
-    async def publish_rejections(rejections: list[RejectedEvent]) -> None:
-        futures = [
-            await rejected.publish(r, key=(r.shop_id or "unknown").encode(), no_confirm=True)
-            for r in rejections
-        ]
-        if futures:
-            await asyncio.gather(*futures)
+    watchdog = Watchdog(settings)
+    service = Service(settings, rejected, watchdog)
+    state: dict[str, asyncio.Task[None]] = {}
 
     @broker.subscriber(
         EVENTS_TOPIC,
@@ -143,17 +214,7 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
                     "shop_id:return_id",
     )
     async def on_events(_: list[bytes | None], msg: KafkaMessage) -> None:
-        deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
-        processor: BatchProcessor = state["processor"]
-        watchdog.busy = True
-        try:
-            with metrics.BATCH_SECONDS.time():
-                await retry_forever("apply batch", lambda: processor.process(deliveries))
-            await msg.ack()
-            metrics.PROGRESS.committed({d.partition for d in deliveries})
-        finally:
-            watchdog.busy = False
-            watchdog.last_progress = time.monotonic()
+        await service.apply(msg)
 
     @broker.subscriber(
         REJECTED_TOPIC,
@@ -168,47 +229,13 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
                     "query API",
     )
     async def on_rejections(_: list[bytes | None], msg: KafkaMessage) -> None:
-        rejections = []
-        for record in msg.raw_message:
-            try:
-                rejections.append(RejectedEvent.model_validate_json(record.value or b""))
-            except ValueError:
-                log.error("unreadable record on the rejected topic, kept on the topic",
-                          partition=record.partition, offset=record.offset)
-        repository: ReadModelRepository = state["repository"]
-        await retry_forever("record rejections", lambda: record_each(repository, rejections))
-        await msg.ack()
+        await service.record(msg)
 
     app = FastStream(broker, specification=AsyncAPI(
         title="TikTok returns state machine", version=version("returns-state-machine"),
         description=ASYNCAPI_DESCRIPTION))
-    watchdog = Watchdog(settings)
 
-    @app.on_startup
-    async def start() -> None:
-        bootstrap = settings.kafka_bootstrap_servers
-        await retry_forever("create topics", lambda: ensure_topics(bootstrap))
-        db = mongo.get_database(settings.mongodb_database)
-        if not settings.state_machine_collection:
-            await retry_forever("check the read model", lambda: check_schema(db))
-        read_model = ActiveReadModel(mongo, settings.mongodb_database,
-                                     settings.state_machine_collection)
-        repository = await retry_forever("create indexes", read_model)
-        state["repository"] = repository
-
-        async def healthy() -> bool:
-            try:  # a read of a collection: FerretDB answers a ping without its PostgreSQL
-                await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
-                return True
-            except Exception as exc:  # a probe: any failure means "not healthy"
-                log.warning("store health probe failed", error=repr(exc))
-                return False
-
-        state["processor"] = BatchProcessor(read_model, publish_rejections, healthy)
-        serve_metrics(settings)
-        log.info("state machine starting", collection=repository.returns.name,
-                 metrics=f"http://{settings.state_machine_metrics_host}:"
-                         f"{settings.state_machine_metrics_port}/metrics")
+    app.on_startup(service.start)
 
     @app.after_startup
     async def watch() -> None:
@@ -218,7 +245,7 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     async def stop() -> None:
         if "watchdog" in state:
             state["watchdog"].cancel()
-        await mongo.close()
+        await service.mongo.close()
 
     return app, watchdog
 

@@ -198,7 +198,8 @@ def create_app(
             rate=settings.webhook_rate, transport=webhook_transport,
         )
     for seed in settings.shop_seeds():
-        generate_returns(store, rng, seed.shop_id, seed.count, seed.api_version, int(clock()))
+        generate_returns(store, rng, seed.shop_id, seed.count, seed.api_version,
+                         now=int(clock()))
 
     async def drive_forever() -> None:
         while True:
@@ -453,7 +454,7 @@ def create_app(
     async def generate(req: GenerateRequest) -> dict[str, Any]:
         try:
             created = generate_returns(store, rng, req.shop_id, req.count, req.api_version,
-                                       int(clock()))
+                                       now=int(clock()))
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from None
         return {

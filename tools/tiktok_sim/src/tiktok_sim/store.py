@@ -192,6 +192,7 @@ def generate_returns(
     shop_id: str,
     count: int,
     api_version: ApiVersion,
+    *,
     now: int,
     max_steps: int = 4,
 ) -> list[SimReturn]:

@@ -27,6 +27,8 @@ from query_api.models import ErrorMessage, ReturnDetailView, ReturnsPage, Return
 from query_api.openapi import AUTH_ERRORS, as_json
 from runtime.decision_store import DecisionStore
 
+CSV_LINES_PER_CHUNK = 200  # rows per chunk of the streamed CSV
+
 router = APIRouter(prefix="/api/v1/returns")
 
 
@@ -60,6 +62,7 @@ class ReturnFilters:
 
 
 def return_filters(
+    *,
     shop_id: Annotated[
         str | None, text_query("the shop (required unless the token is granted every shop)")
     ] = None,
@@ -171,7 +174,7 @@ async def export_returns(repository: Repo, caller: Caller, filters: Filters) -> 
         batch: list[list[str]] = []
         async for doc in documents:
             batch.append(export.csv_row(doc))
-            if len(batch) >= 200:
+            if len(batch) >= CSV_LINES_PER_CHUNK:
                 yield export.csv_lines(batch)
                 batch = []
         if batch:
