@@ -72,6 +72,16 @@ def wait_for_decision(stack: Stack, decision_id: str, *statuses: str) -> dict[st
     return found
 
 
+def approved(stack: Stack, shop: str, item: dict[str, Any]) -> dict[str, Any]:
+    """Approve a return and wait until TikTok accepted the decision."""
+    response = decide(stack, shop, item["return_id"], {"decision": "approve"})
+    assert response.status_code == 202, response.text
+    done = wait_for_decision(stack, response.json()["decision_id"], "accepted", "refused",
+                             "failed")
+    assert done["status"] == "accepted", done
+    return done
+
+
 def wait_for_move(stack: Stack, shop: str, return_id: str, away_from: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
 
@@ -291,11 +301,7 @@ def test_needs_action_lists_returns_waiting_on_the_seller_soonest_deadline_first
 def test_a_legacy_shop_confirms_through_the_same_interface(stack: Stack) -> None:
     legacy = synced_pool(stack, "decisions-legacy", "legacy")
     item = legacy.take()
-    response = decide(stack, legacy.shop, item["return_id"], {"decision": "approve"})
-    assert response.status_code == 202, response.text
-    done = wait_for_decision(stack, response.json()["decision_id"], "accepted", "refused",
-                             "failed")
-    assert done["status"] == "accepted", done
+    done = approved(stack, legacy.shop, item)
     assert done["tiktok_decision"] is not None  # the table's value, though legacy sends none
     (call,) = sim_calls(stack, legacy.shop, item["return_id"])
     assert call["endpoint"] == "legacy_confirm"
@@ -380,11 +386,7 @@ def skipped_decisions(stack: Stack) -> float:
 
 def test_a_redelivered_decision_command_reaches_tiktok_once(stack: Stack, pool: Pool) -> None:
     item = pool.take()
-    response = decide(stack, pool.shop, item["return_id"], {"decision": "approve"})
-    assert response.status_code == 202, response.text
-    decision = wait_for_decision(stack, response.json()["decision_id"], "accepted", "refused",
-                                 "failed")
-    assert decision["status"] == "accepted", decision
+    decision = approved(stack, pool.shop, item)
     before = skipped_decisions(stack)
 
     # Kafka delivers the same command again (a consumer that died before its commit)

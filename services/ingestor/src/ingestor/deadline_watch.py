@@ -38,6 +38,7 @@ from contracts.deadlines import (
     LAST_HOURS_S,
 )
 from ingestor.settings import Settings
+from runtime.mongo import mongo_client
 from runtime.read_model import active_returns_collection
 
 log = structlog.get_logger("ingestor.deadlines")
@@ -106,10 +107,8 @@ class DeadlineWatch:
 
     def __post_init__(self) -> None:
         if self.mongo is None:
-            self.mongo = AsyncMongoClient(
-                self.settings.mongodb_url,
-                serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms,
-                connectTimeoutMS=self.settings.mongodb_timeout_ms, tz_aware=True)
+            self.mongo = mongo_client(self.settings.mongodb_url,
+                                      self.settings.mongodb_timeout_ms)
         self.gauge = Gauge("ingestor_returns_deadline",
                            "Returns waiting on the seller, by shop: past their deadline, or "
                            "within its last 24 h", ["shop_id", "window"], registry=self.registry)

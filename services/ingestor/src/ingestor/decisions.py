@@ -39,6 +39,7 @@ from ingestor.settings import Settings
 from ingestor.tiktok_client import TikTokApiError, TikTokShopClient
 from ingestor.tiktok_decisions import send_decision
 from runtime.decision_store import DecisionStore
+from runtime.mongo import mongo_client
 from runtime.retry import until_done
 
 log = structlog.get_logger("ingestor.decisions")
@@ -73,10 +74,8 @@ class DecisionService:
 
     def __post_init__(self) -> None:
         if self.mongo is None:
-            self.mongo = AsyncMongoClient(
-                self.settings.mongodb_url,
-                serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms,
-                connectTimeoutMS=self.settings.mongodb_timeout_ms, tz_aware=True)
+            self.mongo = mongo_client(self.settings.mongodb_url,
+                                      self.settings.mongodb_timeout_ms)
         self.store = DecisionStore(self.mongo, self.settings.mongodb_database)
         self.results = Counter("ingestor_decisions", "Seller decisions carried out, by result",
                                ["result"], registry=self.registry)

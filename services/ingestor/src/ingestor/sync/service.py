@@ -42,6 +42,7 @@ from ingestor.sync.lease import acquire_lease, with_heartbeat
 from ingestor.sync.reconciler import Reconciler
 from ingestor.sync.window import Window, WindowError, resolve_window
 from ingestor.tiktok_client import TikTokApiError
+from runtime.mongo import mongo_client
 from runtime.sync_jobs import Document, SyncJobs
 
 log = structlog.get_logger("ingestor.sync")
@@ -64,12 +65,8 @@ class SyncService:
 
     def __post_init__(self) -> None:
         if self.mongo is None:
-            self.mongo = AsyncMongoClient(
-                self.settings.mongodb_url,
-                serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms,
-                connectTimeoutMS=self.settings.mongodb_timeout_ms,
-                tz_aware=True,
-            )
+            self.mongo = mongo_client(self.settings.mongodb_url,
+                                      self.settings.mongodb_timeout_ms)
         self.store = SyncJobs(self.mongo, self.settings.mongodb_database)
         self.clients = ClientPool(self.settings, self.transport)
         self.enricher = Enricher(self.settings, self.clients, self.bus, self.metrics)
