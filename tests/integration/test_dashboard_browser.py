@@ -173,10 +173,14 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     expect(page.locator('[data-tab="AFTERSALE_APPLYING"]')).to_have_attribute(
         "aria-selected", "true"
     )
+    # (the rows of the tab before may hold as many rows: wait for the other statuses to go)
+    expect(page.locator('#returns-body tr:not([data-status="AFTERSALE_APPLYING"])')
+           ).to_have_count(0)
     expect(rows).to_have_count(min(counts["AFTERSALE_APPLYING"], 25))
     statuses = rows.evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert set(statuses) == {"AFTERSALE_APPLYING"}
     page.click('[data-tab="COMPLETE"]')
+    expect(page.locator('#returns-body tr:not([data-status="COMPLETE"])')).to_have_count(0)
     expect(rows).to_have_count(min(counts["COMPLETE"], 25))
     assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.status)")) == {"COMPLETE"}
 
