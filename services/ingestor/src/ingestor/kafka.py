@@ -81,8 +81,12 @@ class KafkaBus:
     async def start(self) -> None:
         """Create missing topics, then connect the broker and start its subscribers."""
         await ensure_topics(self._settings.kafka_bootstrap_servers)
-        await self.broker.start()
+        await self.broker.connect()
+        # Publishing works from here, and must before the subscribers start: a handler that
+        # gets a record while the next subscriber is still starting publishes (a sync, a
+        # rejection), and would otherwise be told "not connected".
         self._connected = True
+        await self.broker.start()
 
     async def stop(self) -> None:
         self._connected = False
