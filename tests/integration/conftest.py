@@ -47,6 +47,7 @@ SYNC_SHOPS: dict[str, tuple[str, str | None]] = {
     "decisions": ("202309", None),
     "decisions-legacy": ("legacy", None),
     "dashboard-actions": ("202309", None),
+    "deadlines": ("202309", None),
 }
 
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from contracts.decisions import DecisionCommand, DecisionStatus
+from contracts.decisions import FINISHED_DECISIONS, DecisionCommand, DecisionStatus
 from contracts.topics import DECISIONS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError, raw_value
 from ingestor.rejections import undecodable_command
@@ -79,7 +79,7 @@ class DecisionService:
         self.store = DecisionStore(self.mongo, self.settings.mongodb_database)
         self.results = Counter("ingestor_decisions", "Seller decisions carried out, by result",
                                ["result"], registry=self.registry)
-        for result in (*DecisionStatus, "skipped"):
+        for result in (*sorted(FINISHED_DECISIONS), "skipped"):  # every series from the start
             self.results.labels(result=str(result))
 
     # ------------------------------------------------------------------ lifecycle (create_app)
