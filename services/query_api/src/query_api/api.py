@@ -41,6 +41,7 @@ from query_api.models import (
     ValidationFailure,
 )
 from query_api.repository import Document, ReturnsRepository
+from query_api.routes.insights import insights_router
 from query_api.settings import Settings
 from query_api.sync_api import sync_router
 
@@ -504,5 +505,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_unreadable_bodies(app)
     app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
+    app.include_router(insights_router(settings))  # GET /api/v1/insights
 
     return app
