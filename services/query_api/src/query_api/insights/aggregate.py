@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from contracts.statuses import ReturnStatus
@@ -41,6 +42,7 @@ from query_api.insights.views import (
 )
 
 TOP_DEFAULT = 10
+MEDIAN, P90 = Fraction(1, 2), Fraction(9, 10)
 NO_DECISION = ReturnStatus.CANCEL_SUCCESS  # the buyer withdrew: the seller decided nothing
 
 
@@ -254,23 +256,23 @@ def sku_keys(row: ReturnRow) -> tuple[tuple[str, str | None], ...]:
     return tuple((sku.key, sku.label) for sku in row.skus)
 
 
-def quantile(ordered: list[int], q: float) -> float:
+def quantile(ordered: list[int], q: Fraction) -> float:
     """The q-quantile of sorted values, interpolated linearly between the two nearest ranks
-    (the median of [1, 2] is 1.5; numpy's default)."""
+    (the median of [1, 2] is 1.5; numpy's default), computed exactly and then rounded once."""
     if not ordered:
         raise ValueError("no values")
     position = (len(ordered) - 1) * q
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def duration(seconds: Iterable[int]) -> Duration:
     ordered = sorted(max(0, s) for s in seconds)
     if not ordered:
         return Duration(returns=0, median_s=None, p90_s=None)
-    return Duration(returns=len(ordered), median_s=quantile(ordered, 0.5),
-                    p90_s=quantile(ordered, 0.9))
+    return Duration(returns=len(ordered), median_s=quantile(ordered, MEDIAN),
+                    p90_s=quantile(ordered, P90))
 
 
 def durations(requested: list[tuple[ReturnRow, int]], marks: dict[str, Milestones]) -> Durations:
