@@ -23,6 +23,7 @@ const STATUS_COLORS = {
   AFTERSALE_SELLER_REJECT_RECEIVE: "#9f1239", AFTERSALE_SUCCESS: "#22c55e",
   COMPLETE: "#15803d", CLOSED: "#6b7280", CANCEL_SUCCESS: "#a8a29e",
 };
+const STATUSES = Object.keys(STATUS_COLORS); // in lifecycle order
 
 // ------------------------------------------------------------------------------ formatting
 
@@ -77,7 +78,7 @@ function rankSpec(items, value, format, head) {
 }
 
 function specs(body, currency) {
-  const statuses = Object.keys(STATUS_COLORS).filter((s) =>
+  const statuses = STATUSES.filter((s) =>
     body.opened_per_day.some((d) => d.by_status[s]));
   const refunds = body.refunds_per_week.find((c) => c.currency === currency);
   const money = (amount) => `${amount} ${currency}`;
@@ -90,10 +91,11 @@ function specs(body, currency) {
     opened: {
       type: "bar", stacked: true,
       labels: body.opened_per_day.map((d) => d.day),
-      datasets: statuses.map((s, i) => ({
+      datasets: statuses.map((s) => ({
         label: INSIGHTS.labels[s] || s, status: s,
         data: body.opened_per_day.map((d) => d.by_status[s] || 0),
-        backgroundColor: pattern(STATUS_COLORS[s], PATTERNS[i % PATTERNS.length]),
+        // a status keeps its pattern whichever statuses a window has
+        backgroundColor: pattern(STATUS_COLORS[s], PATTERNS[STATUSES.indexOf(s)]),
         borderColor: "#fff", borderWidth: 1,
       })),
       format: (v) => String(v),
