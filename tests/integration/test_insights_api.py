@@ -238,3 +238,14 @@ async def test_insights_are_scoped_by_token(api: httpx.AsyncClient) -> None:
     assert anonymous.status_code == 401
     missing = await api.get("/api/v1/insights", params={"from": WINDOW["from"]})
     assert missing.status_code == 422
+
+
+async def test_a_shop_whose_returns_all_have_a_request_time_is_timed_from_later_events(
+    api: httpx.AsyncClient,
+) -> None:
+    body = await insights(api, shop_id=OTHER_SHOP)
+    assert body["returns"] == 1
+    assert body["durations"] == {  # x1: COMPLETE (after an inferred AFTERSALE_SUCCESS) at +1 s
+        "to_decision": {"returns": 1, "median_s": 1.0, "p90_s": 1.0},
+        "to_refund": {"returns": 1, "median_s": 1.0, "p90_s": 1.0},
+    }

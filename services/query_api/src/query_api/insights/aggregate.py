@@ -121,7 +121,7 @@ def week_of(day: date) -> date:
 class Milestones:
     """When a return first showed up, was decided on and was refunded, from its history."""
 
-    first_event: int
+    first_event: int  # of the events given: all applied ones when a return is placed by it
     decision: int | None
     refund: int | None
 

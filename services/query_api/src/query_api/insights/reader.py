@@ -4,8 +4,8 @@ one filter FerretDB pushes down to PostgreSQL), each handing over only the field
 1. the shop's returns requested in the window, or with no request time known (their request
    time comes from their history): `ReturnRow`s;
 2. the distinct returns with a rejected event (`$match` + `$group`, which FerretDB supports);
-3. the applied events of the shop since the window began (since ever, when some return has no
-   request time): `HistoryRow`s.
+3. the applied events of the shop after AFTERSALE_APPLYING since the window began (every
+   applied event, when some return has no request time): `HistoryRow`s.
 
 On MongoDB, `RETURNS_INDEXES["shop_requested"]` serves 1 and
 `EVENTS_INDEXES["shop_outcome_updated"]` serves 2 and 3.
@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts.read_model import Outcome, events_collection
 from contracts.statuses import ReturnStatus
+from contracts.transitions import LIFECYCLE_RANK
 from query_api.insights.aggregate import HistoryRow, Refund, ReturnRow, Sku, Window
 
 Document = dict[str, Any]
@@ -56,8 +57,13 @@ def returns_filter(shop_id: str, window: Window) -> Document:
 
 
 def history_filter(shop_id: str, since: int | None) -> Document:
+    """The shop's applied events. With `since`: only those from then on, and none of
+    AFTERSALE_APPLYING (the decision and the refund are statuses after it), excluded by `rank`,
+    a top-level field FerretDB filters in PostgreSQL with the shop and the outcome. Without:
+    every applied event, to place the returns without a request time by their first one."""
     query: Document = {"shop_id": shop_id, "outcome": Outcome.APPLIED.value}
     if since is not None:
+        query["rank"] = {"$ne": LIFECYCLE_RANK[ReturnStatus.AFTERSALE_APPLYING]}
         query["update_time"] = {"$gte": since}
     return query
 
@@ -158,21 +164,27 @@ class InsightsReader:
     ) -> tuple[list[ReturnRow], list[HistoryRow], set[str]]:
         """The shop's returns that may fall in the window, their applied events, and the keys
         of the shop's returns with a rejected event."""
-        docs, rejected = await asyncio.gather(
+        # The three reads at once; the history's is a guess that every return has a request
+        # time, so that only events from the window's start on matter (nothing happens to a
+        # return before its request).
+        docs, rejected, events = await asyncio.gather(
             self._returns.find(returns_filter(shop_id, window), RETURN_FIELDS)
             .batch_size(BATCH_SIZE).to_list(),
             self._rejected(shop_id),
+            self._history(shop_id, window.start),
         )
         rows = _readable(docs, return_row, "returns")
-        # A return without a request time is placed by its first event: read all history then.
-        since = None if any(r.request_time is None for r in rows) else window.start
-        events = await (self._events.find(history_filter(shop_id, since), HISTORY_FIELDS)
-                        .batch_size(BATCH_SIZE).to_list())
+        if any(r.request_time is None for r in rows):  # placed by their first event, if ever
+            events = await self._history(shop_id, None)
         wanted = {row.key for row in rows}
         history = [
             h for h in _readable(events, history_row, "history") if h.return_key in wanted
         ]
         return rows, history, rejected
+
+    async def _history(self, shop_id: str, since: int | None) -> list[Document]:
+        query = self._events.find(history_filter(shop_id, since), HISTORY_FIELDS)
+        return await query.batch_size(BATCH_SIZE).to_list()
 
     async def _rejected(self, shop_id: str) -> set[str]:
         cursor = await self._events.aggregate(rejected_pipeline(shop_id))

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 
 from query_api.auth import Caller
 from query_api.insights import aggregate
+from query_api.insights.cache import AnswerCache
 from query_api.insights.reader import InsightsReader
 from query_api.insights.views import InsightsView
 from query_api.models import ErrorMessage, ValidationFailure
@@ -30,6 +31,7 @@ MAX_WINDOW = timedelta(days=400)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_TOP = 50
+CACHE_SECONDS, CACHE_SIZE = 30.0, 64
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
     403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
@@ -87,6 +89,8 @@ def window_or_422(
 
 def insights_router(settings: Settings) -> APIRouter:
     router = APIRouter()
+    answers: AnswerCache[tuple[str, str, int, int, str, int], InsightsView] = AnswerCache(
+        CACHE_SECONDS, CACHE_SIZE)
 
     @router.get(
         "/api/v1/insights",
@@ -98,7 +102,7 @@ def insights_router(settings: Settings) -> APIRouter:
         "seller's decision and to the refund (median, 90th percentile), and the share of "
         "returns with an anomaly or a rejected event. The window is on the request time "
         "(`from` inclusive, `to` exclusive; ISO 8601, UTC when no offset is given); days and "
-        "weeks (from Monday) are counted in `tz`.",
+        "weeks (from Monday) are counted in `tz`. An answer is kept for 30 seconds.",
     )
     async def get_insights(
         request: Request,
@@ -119,12 +123,18 @@ def insights_router(settings: Settings) -> APIRouter:
         caller.require(shop_id)
         window = window_or_422(start, end, zone_or_422(tz))
         repository: ReturnsRepository = request.app.state.repository
-        reader = InsightsReader(request.app.state.mongo[settings.mongodb_database],
-                                await repository.active_collection_name())
-        rows, history, rejected = await reader.read(shop_id, window)
-        # CPU work over every row: off the event loop, so other requests are still answered.
-        return await asyncio.to_thread(
-            aggregate.insights, shop_id, window, rows, history, rejected, top
-        )
+        collection = await repository.active_collection_name()
+
+        async def compute() -> InsightsView:
+            reader = InsightsReader(request.app.state.mongo[settings.mongodb_database],
+                                    collection)
+            rows, history, rejected = await reader.read(shop_id, window)
+            # CPU work over every row: off the event loop, so other requests are answered.
+            return await asyncio.to_thread(
+                aggregate.insights, shop_id, window, rows, history, rejected, top
+            )
+
+        key = (collection, shop_id, window.start, window.end, window.zone.key, top)
+        return await answers.get(key, compute)
 
     return router
