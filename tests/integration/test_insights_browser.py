@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,11 +23,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.integration.conftest import SIM_ACCESS_TOKEN, TOKEN, Stack, base_env
 from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
-from tests.integration.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.integration.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
 from tests.integration.test_sync import request_sync, wait_for_job
 from tiktok_sim.protocol import shop_cipher_for
 
@@ -121,27 +122,20 @@ def seeded(system: Stack) -> Doc:
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900},
-                                      timezone_id="Asia/Kuala_Lumpur")
-        page = context.new_page()
-        problems: list[str] = []
+def page(request: pytest.FixtureRequest) -> Iterator[Page]:
+    """The dashboard test's browser page (fixture `browser_page`), failing also on errors the
+    console reports."""
+    shared: Page = request.getfixturevalue("browser_page")
+    problems: list[str] = []
 
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error" and "favicon" not in message.location.get("url", ""):
-                problems.append(message.text)  # e.g. a Content-Security-Policy violation
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "favicon" not in message.location.get("url", ""):
+            problems.append(message.text)  # e.g. a Content-Security-Policy violation
 
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.on("console", on_console)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-        assert not problems, f"errors on the page: {problems}"
+    shared.on("console", on_console)
+    yield shared
+    shared.remove_listener("console", on_console)
+    assert not problems, f"errors in the console: {problems}"
 
 
 # ------------------------------------------------------------------- what the page should show
@@ -254,7 +248,11 @@ def test_every_insights_chart_shows_the_apis_numbers(seeded: Doc, system: Stack,
     view = page.locator("#insights")
     expect(view).to_have_attribute("data-state", "ready", timeout=30_000)
     expect(page.locator("main.content")).to_be_hidden()
+    page.select_option("#insights-tz", "Asia/Kuala_Lumpur")  # days from 00:00 there (UTC+8)
+    expect(view).to_have_attribute("data-query", re.compile("tz=Asia%2FKuala_Lumpur"))
+    expect(view).to_have_attribute("data-state", "ready", timeout=30_000)
     query = dict(parse_qsl(view.get_attribute("data-query") or ""))
+    assert query["from"].endswith("T16:00:00.000Z")  # midnight in Kuala Lumpur
     assert (query["shop_id"], query["tz"]) == (SHOP, "Asia/Kuala_Lumpur")
     body = insights(system, **{k: v for k, v in query.items() if k != "shop_id"})
     assert body["returns"] > 0
