@@ -19,7 +19,7 @@ class Clock:
         return self.now
 
 
-async def test_concurrent_asks_share_one_computation_and_the_answer_is_kept_a_while() -> None:
+async def test_concurrent_asks_share_one_computation_kept_a_while_from_when_it_is_ready() -> None:
     clock, calls = Clock(), []
     cache: AnswerCache[str, int] = AnswerCache(30, 8, clock)
 
@@ -28,10 +28,13 @@ async def test_concurrent_asks_share_one_computation_and_the_answer_is_kept_a_wh
         await asyncio.sleep(0.01)
         return len(calls)
 
-    assert list(await asyncio.gather(cache.get("k", compute), cache.get("k", compute))) == [1, 1]
-    clock.now = 29.9
+    first = asyncio.ensure_future(cache.get("k", compute))
+    await asyncio.sleep(0)
+    clock.now = 100  # the computation is slow: the answer is kept from when it is ready
+    assert list(await asyncio.gather(first, cache.get("k", compute))) == [1, 1]
+    clock.now = 129.9
     assert await cache.get("k", compute) == 1
-    clock.now = 30
+    clock.now = 130
     assert await cache.get("k", compute) == 2
     assert len(calls) == 2
 

@@ -31,7 +31,9 @@ MAX_WINDOW = timedelta(days=400)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_TOP = 50
-CACHE_SECONDS, CACHE_SIZE = 30.0, 64
+CACHE_SECONDS, CACHE_SIZE = 300.0, 64
+# Each computation reads every document of a shop; two at a time leave FerretDB to the others.
+COMPUTING_AT_ONCE = 2
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
     403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
@@ -91,6 +93,7 @@ def insights_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     answers: AnswerCache[tuple[str, str, int, int, str, int], InsightsView] = AnswerCache(
         CACHE_SECONDS, CACHE_SIZE)
+    computing = asyncio.Semaphore(COMPUTING_AT_ONCE)
 
     @router.get(
         "/api/v1/insights",
@@ -102,7 +105,7 @@ def insights_router(settings: Settings) -> APIRouter:
         "seller's decision and to the refund (median, 90th percentile), and the share of "
         "returns with an anomaly or a rejected event. The window is on the request time "
         "(`from` inclusive, `to` exclusive; ISO 8601, UTC when no offset is given); days and "
-        "weeks (from Monday) are counted in `tz`. An answer is kept for 30 seconds.",
+        "weeks (from Monday) are counted in `tz`. An answer is kept for 5 minutes.",
     )
     async def get_insights(
         request: Request,
@@ -128,11 +131,12 @@ def insights_router(settings: Settings) -> APIRouter:
         async def compute() -> InsightsView:
             reader = InsightsReader(request.app.state.mongo[settings.mongodb_database],
                                     collection)
-            rows, history, rejected = await reader.read(shop_id, window)
-            # CPU work over every row: off the event loop, so other requests are answered.
-            return await asyncio.to_thread(
-                aggregate.insights, shop_id, window, rows, history, rejected, top
-            )
+            async with computing:
+                rows, history, rejected = await reader.read(shop_id, window)
+                # CPU work over every row: off the event loop, so others are answered.
+                return await asyncio.to_thread(
+                    aggregate.insights, shop_id, window, rows, history, rejected, top
+                )
 
         key = (collection, shop_id, window.start, window.end, window.zone.key, top)
         return await answers.get(key, compute)
