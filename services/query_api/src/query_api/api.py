@@ -11,6 +11,7 @@ from query_api.metrics import MetricsMiddleware, new_registry, request_histogram
 from query_api.openapi import document_unreadable_bodies
 from query_api.routes import ROUTERS
 from query_api.routes.decisions import decisions_router
+from query_api.routes.insights import insights_router
 from query_api.routes.sync import sync_router
 from query_api.settings import Settings
 
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_unreadable_bodies(app)
     app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
     app.include_router(decisions_router(settings))  # acting on returns, Needs action
+    app.include_router(insights_router(settings))  # GET /api/v1/insights
     return app

@@ -619,7 +619,7 @@ async function main() {
     loadLastSync().catch(() => {});
   }
   setInterval(() => {
-    if (document.hidden) return;
+    if (document.hidden || document.body.dataset.view === "insights") return;
     refreshAll();
     if (!state.syncCommand) loadLastSync().catch(() => {});
   }, REFRESH_MS);
