@@ -295,4 +295,7 @@ def test_a_chart_shows_its_table_on_demand_and_back_leads_to_the_list(
     page.click("#insights .back")
     expect(page.locator("#insights")).to_be_hidden()
     expect(page.locator("main.content")).to_be_visible()
+    # back on the dashboard's opening view, "Needs action"; its other list still has the rows
+    expect(page.locator("#needs-action")).to_be_visible()
+    page.click("#list-returns")
     expect(page.locator("#returns-body tr").first).to_be_visible(timeout=15_000)
