@@ -14,6 +14,7 @@ query API's queries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -31,9 +32,10 @@ REJECTIONS_COLLECTION = "rejections"
 SYNC_JOBS_COLLECTION = "sync_jobs"
 SYNC_CHECKPOINTS_COLLECTION = "sync_checkpoints"
 
-# The layout of the read model. 2: history and counts in their own collections. A stored read
-# model of another version is rebuilt by replay (`make replay`), never read half-understood.
-READ_MODEL_SCHEMA_VERSION = 2
+# The layout of the read model. 2: history and counts in their own collections. 3: each return
+# keeps its `Milestones`, which the insights read instead of its history. A stored read model
+# of another version is rebuilt by replay (`make replay`), never read half-understood.
+READ_MODEL_SCHEMA_VERSION = 3
 
 
 def events_collection(returns_collection: str) -> str:
@@ -74,6 +76,39 @@ class HistoryEntry(BaseModel):
     deliveries: int = 1
 
 
+class Milestones(BaseModel):
+    """When a return's history reached what the insights measure, in the fold's order: the
+    update_time of its first applied event (`opened_at`), of the applied event that brought its
+    first status after AFTERSALE_APPLYING (`decided_at`; that status is `decided_as`: an
+    inferred status counts, at the time of the event that implied it, and when the first event
+    is already past AFTERSALE_APPLYING, it stands for the decision), and of the one that brought
+    it to COMPLETE (`refunded_at`). The fold moves them on with each applied event, so, like the
+    rest of a return's state, they are a function of the set of its events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    opened_at: int
+    decided_at: int | None = None
+    decided_as: ReturnStatus | None = None
+    refunded_at: int | None = None
+
+    @classmethod
+    def opened(cls, status: ReturnStatus, at: int) -> Milestones:
+        """Of a return whose first applied event brought `status` at `at`."""
+        return cls(opened_at=at).after((status,), at)
+
+    def after(self, path: Sequence[ReturnStatus], at: int) -> Milestones:
+        """Once an applied event brought the statuses of `path` (inferred ones first) at `at`."""
+        update: dict[str, object] = {}
+        if self.decided_as is None:
+            decided = next((s for s in path if s is not ReturnStatus.AFTERSALE_APPLYING), None)
+            if decided is not None:
+                update |= {"decided_at": at, "decided_as": decided}
+        if self.refunded_at is None and ReturnStatus.COMPLETE in path:
+            update["refunded_at"] = at
+        return self.model_copy(update=update) if update else self
+
+
 class ReturnState(BaseModel):
     """The current state of one return (its history is in the history collection)."""
 
@@ -91,6 +126,7 @@ class ReturnState(BaseModel):
     anomaly: bool = False
     first_seen_at: datetime
     last_seen_at: datetime
+    milestones: Milestones | None = None  # None only in a state the fold did not make
 
 
 class EventRecord(BaseModel):

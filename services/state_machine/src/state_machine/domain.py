@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import TypeVar
 
 from contracts.messages import RejectionReason, ReturnDetails, ReturnEvent
-from contracts.read_model import Outcome, ReturnState
+from contracts.read_model import Milestones, Outcome, ReturnState
 from contracts.statuses import ReturnStatus, ReverseType
 from contracts.transitions import LIFECYCLE_RANK, allowed_for_type, shortest_path
 
@@ -138,6 +138,7 @@ def _first(event: ReturnEvent, reverse_type: ReverseType | None) -> ReturnState:
         details_as_of={name: event.update_time for name, value in event.details
                        if value is not None},
         first_seen_at=event.observed_at, last_seen_at=event.observed_at,
+        milestones=Milestones.opened(event.status, event.update_time),
     )
 
 
@@ -170,7 +171,9 @@ def step(
         return state, _rejected(RejectionReason.INVALID_TRANSITION,
                                 f"{state.status} cannot become {event.status}")
     # rules 5 and 6: a valid transition, or a gap bridged by inferred intermediate statuses
+    milestones = state.milestones and state.milestones.after(forward, event.update_time)
     moved = state.model_copy(update={"status": event.status, "update_time": event.update_time,
+                                     "milestones": milestones,
                                      **merge_details(state, event, status_changes=True)})
     return moved, Verdict(Outcome.APPLIED, inferred=forward[:-1])
 
