@@ -25,6 +25,8 @@ from contracts.read_model import (
 from contracts.statuses import ReturnStatus, ReverseType
 from contracts.transitions import LIFECYCLE_RANK
 from query_api.api import create_app
+from query_api.insights.aggregate import milestones_of
+from query_api.insights.reader import history_row
 from query_api.settings import Settings
 from tests.integration.test_query_api import serve
 
@@ -117,11 +119,20 @@ HISTORY = [
 ]
 
 
+def with_milestones(doc: Doc) -> Doc:
+    """A return's document with the milestones the state machine keeps of its applied history
+    (as it does since read model version 3), here of its events in HISTORY."""
+    applied = [history_row(e) for e in HISTORY
+               if e["return_key"] == doc["_id"] and e["outcome"] == Outcome.APPLIED.value]
+    return doc | {"milestones": milestones_of(applied).model_dump(mode="json")} if applied else doc
+
+
 @pytest.fixture(scope="module")
 async def api(mongodb_url: str) -> AsyncIterator[httpx.AsyncClient]:
     database = f"insights_{uuid.uuid4().hex[:10]}"
     client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    await client[database][DEFAULT_RETURNS_COLLECTION].insert_many([dict(d) for d in RETURNS])
+    await client[database][DEFAULT_RETURNS_COLLECTION].insert_many(
+        [with_milestones(d) for d in RETURNS])
     await client[database][events_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(
         [dict(d) for d in HISTORY])
     settings = Settings(mongodb_url=mongodb_url, mongodb_database=database,

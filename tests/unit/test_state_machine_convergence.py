@@ -1,5 +1,6 @@
-"""Convergence: a return's state, the outcome of each of its events, its anomaly flag, the
-status counts and the rejections are a function of the set of its distinct events, whatever
+"""Convergence: a return's state (its milestones included), the outcome of each of its events,
+its anomaly flag, the status counts and the rejections are a function of the set of its
+distinct events, whatever
 order they are delivered in, however often, in batches of any size, with batches redelivered
 after a crash and crashes between any two writes.
 
@@ -8,7 +9,8 @@ events), several events in one second, both API generations (webhook and sync de
 the same change, with different details), and invalid events at any position (the newest
 included); they are put on one partition shuffled and consumed through the real batch planner
 (state_machine.batch) over an in-memory store. The reference is the fold of each return's
-events in order (`fold_events`). Pure: no servers.
+events in order (`fold_events`); the milestones a return keeps are also those the insights
+read from its stored history (`query_api.insights.aggregate.milestones`). Pure: no servers.
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.messages import EventSource, Money, ReturnDetails, ReturnEvent
-from contracts.read_model import DAY_S, Outcome, bucket_start
+from contracts.read_model import DAY_S, Milestones, Outcome, bucket_start
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
-from contracts.transitions import RETURN_ONLY_STATUSES, TERMINAL, TRANSITIONS, allowed_for_type
-from state_machine.batch import Delivery
+from contracts.transitions import (
+    LIFECYCLE_RANK,
+    RETURN_ONLY_STATUSES,
+    TERMINAL,
+    TRANSITIONS,
+    allowed_for_type,
+)
+from query_api.insights.aggregate import HistoryRow, milestones_of
+from state_machine.batch import Delivery, StoredEvent
 from state_machine.domain import fold_events
 from tests.unit.memory_read_model import Crash, MemoryReadModel
 
@@ -94,6 +103,14 @@ def lifecycles(draw: st.DrawFn, return_id: str) -> Lifecycle:
     return Lifecycle(return_id, tuple(events))
 
 
+def _history_milestones(key: str, history: dict[str, StoredEvent]) -> Milestones | None:
+    """What the insights would read from the stored history of a return."""
+    applied = [HistoryRow(key, se.fact.event.update_time, LIFECYCLE_RANK[se.fact.event.status],
+                          se.fact.event.status, se.verdict.inferred)
+               for se in history.values() if se.verdict.outcome is Outcome.APPLIED]
+    return milestones_of(applied) if applied else None
+
+
 def _deliver(model: MemoryReadModel, records: list[Delivery], rng: random.Random) -> None:
     """Consume the partition in batches of random sizes; sometimes crash between two writes
     or before the commit, and take the batch again from the last commit (of another size)."""
@@ -136,6 +153,7 @@ def test_any_delivery_order_converges_to_the_in_order_result(
         assert (stored.state if stored else None) == expected.state
         history = model.events[key]
         assert {eid: se.verdict for eid, se in history.items()} == expected.verdicts
+        assert (stored.state.milestones if stored else None) == _history_milestones(key, history)
         assert {eid: se.fact.deliveries for eid, se in history.items()} == Counter(
             e.event_id for e in lifecycle.events)
         if expected.state is not None:

@@ -222,8 +222,8 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
 # The history of one return in fold order (the detail route and the state machine's refold).
 EVENTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("return_key", 1), ("update_time", 1), ("rank", 1)], "return_order"),
-    # Insights: a shop's applied (or rejected) events since a time.
-    ([("shop_id", 1), ("outcome", 1), ("update_time", 1)], "shop_outcome_updated"),
+    # Insights: a shop's rejected events (the returns' own documents serve everything else).
+    ([("shop_id", 1), ("outcome", 1)], "shop_outcome"),
 )
 
 COUNTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (

@@ -2,9 +2,11 @@
 
 The rows are what MongoDB (or FerretDB, which has no date operators, no Decimal128 and no
 percentiles) can hand over cheaply: one `ReturnRow` per return of the shop that may fall in the
-window, one `HistoryRow` per applied event of those returns, and the keys of the returns with a
-rejected event. Everything else (day and week buckets in a time zone, money as `Decimal`,
-medians and percentiles) is computed here.
+window, with the milestones of its history that the state machine keeps on its document
+(`contracts.read_model.Milestones`), and the keys of the returns with a rejected event.
+Everything else (day and week buckets in a time zone, money as `Decimal`, medians and
+percentiles) is computed here. `milestones` gives the same marks from a history's applied
+events (`HistoryRow`s), for rows that carry none.
 
 Definitions (README, "Insights"):
 - a return's request time is TikTok's (`details.request_time`) or, when TikTok never told it
@@ -26,6 +28,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from contracts.read_model import Milestones
 from contracts.statuses import ReturnStatus
 from query_api.insights.views import (
     AmountRank,
@@ -70,6 +73,7 @@ class ReturnRow:
     reason_text: str | None = None
     skus: tuple[Sku, ...] = ()  # distinct
     anomaly: bool = False
+    milestones: Milestones | None = None  # as kept on its document; None: not kept
 
     @property
     def refunded(self) -> Refund | None:
@@ -118,36 +122,39 @@ def week_of(day: date) -> date:
 
 
 @dataclass(frozen=True)
-class Milestones:
-    """When a return first showed up, was decided on and was refunded, from its history."""
+class Marks:
+    """When a return first showed up, was decided on and was refunded."""
 
-    first_event: int  # of the events given: all applied ones when a return is placed by it
-    decision: int | None
+    first_event: int  # its first applied event
+    decision: int | None  # None: not yet, or the buyer withdrew
     refund: int | None
 
+    @classmethod
+    def of(cls, kept: Milestones) -> Marks:
+        decision = None if kept.decided_as is NO_DECISION else kept.decided_at
+        return cls(kept.opened_at, decision, kept.refunded_at)
 
-def milestones(history: Iterable[HistoryRow]) -> dict[str, Milestones]:
-    """Per return key, from its applied events in fold order (update_time, rank)."""
+
+def milestones(history: Iterable[HistoryRow]) -> dict[str, Marks]:
+    """Per return key, from its applied events."""
     by_return: dict[str, list[HistoryRow]] = defaultdict(list)
     for row in history:
         by_return[row.return_key].append(row)
-    return {key: _milestones(sorted(rows, key=lambda r: (r.update_time, r.rank)))
-            for key, rows in by_return.items()}
+    return {key: Marks.of(milestones_of(rows)) for key, rows in by_return.items()}
 
 
-def _milestones(rows: list[HistoryRow]) -> Milestones:
-    decision: int | None = None
+def milestones_of(applied: Iterable[HistoryRow]) -> Milestones:
+    """The milestones of one return's applied events (at least one), in fold order
+    (update_time, rank), by the rule the state machine keeps them with."""
+    rows = sorted(applied, key=lambda r: (r.update_time, r.rank))
+    kept = Milestones(opened_at=rows[0].update_time)
     for row in rows:
-        after = [s for s in (*row.inferred, row.status) if s != ReturnStatus.AFTERSALE_APPLYING]
-        if after:
-            decision = None if after[0] == NO_DECISION else row.update_time
-            break
-    refund = next((r.update_time for r in rows if r.status == ReturnStatus.COMPLETE), None)
-    return Milestones(rows[0].update_time, decision, refund)
+        kept = kept.after((*row.inferred, row.status), row.update_time)
+    return kept
 
 
 def requested_in(
-    rows: Iterable[ReturnRow], marks: dict[str, Milestones], window: Window
+    rows: Iterable[ReturnRow], marks: dict[str, Marks], window: Window
 ) -> list[tuple[ReturnRow, int]]:
     """The returns requested in the window, each with its request time."""
     found = []
@@ -275,7 +282,7 @@ def duration(seconds: Iterable[int]) -> Duration:
                     p90_s=quantile(ordered, P90))
 
 
-def durations(requested: list[tuple[ReturnRow, int]], marks: dict[str, Milestones]) -> Durations:
+def durations(requested: list[tuple[ReturnRow, int]], marks: dict[str, Marks]) -> Durations:
     decisions, refunds = [], []
     for row, at in requested:
         mark = marks.get(row.key)
@@ -304,8 +311,11 @@ def insights(
     rejected: set[str],
     top: int = TOP_DEFAULT,
 ) -> InsightsView:
-    """Every chart of the view, for the returns of `rows` requested in the window."""
-    marks = milestones(history)
+    """Every chart of the view, for the returns of `rows` requested in the window; the
+    milestones of a row that carries none come from `history`."""
+    rows = list(rows)
+    marks = milestones(history) | {
+        row.key: Marks.of(row.milestones) for row in rows if row.milestones is not None}
     requested = requested_in(rows, marks, window)
     in_window = [row for row, _ in requested]
     return InsightsView(

@@ -1,14 +1,14 @@
-"""The MongoDB reads behind the insights: three queries, each led by the shop's equality (the
+"""The MongoDB reads behind the insights: two queries, each led by the shop's equality (the
 one filter FerretDB pushes down to PostgreSQL), each handing over only the fields needed.
 
-1. the shop's returns requested in the window, or with no request time known (their request
-   time comes from their history): `ReturnRow`s;
-2. the distinct returns with a rejected event (`$match` + `$group`, which FerretDB supports);
-3. the applied events of the shop after AFTERSALE_APPLYING since the window began (every
-   applied event, when some return has no request time): `HistoryRow`s.
+1. the shop's returns requested in the window, or with no request time known (they are placed
+   by the first event of their history, which their document's `milestones` keep):
+   `ReturnRow`s, with the milestones the insights time (decision, refund);
+2. the distinct returns with a rejected event (`$match` + `$group`, which FerretDB supports).
 
-On MongoDB, `RETURNS_INDEXES["shop_requested"]` serves 1 and
-`EVENTS_INDEXES["shop_outcome_updated"]` serves 2 and 3.
+The history collection is read for nothing else: what the insights need of a return's history
+is on its document (`contracts.read_model.Milestones`). On MongoDB,
+`RETURNS_INDEXES["shop_requested"]` serves 1 and `EVENTS_INDEXES["shop_outcome"]` serves 2.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import structlog
+from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts.read_model import Outcome, events_collection
+from contracts.read_model import Milestones, Outcome, events_collection
 from contracts.statuses import ReturnStatus
-from contracts.transitions import LIFECYCLE_RANK
 from query_api.insights.aggregate import HistoryRow, Refund, ReturnRow, Sku, Window
 
 Document = dict[str, Any]
@@ -42,9 +42,7 @@ RETURN_FIELDS: dict[str, int] = {
     "details.items.seller_sku": 1,
     "details.items.product_name": 1,
     "details.items.sku_name": 1,
-}
-HISTORY_FIELDS: dict[str, int] = {
-    "_id": 0, "return_key": 1, "update_time": 1, "rank": 1, "event.status": 1, "inferred": 1,
+    "milestones": 1,
 }
 
 
@@ -54,18 +52,6 @@ def returns_filter(shop_id: str, window: Window) -> Document:
         {"details.request_time": {"$gte": window.start, "$lt": window.end}},
         {"details.request_time": None},
     ]}
-
-
-def history_filter(shop_id: str, since: int | None) -> Document:
-    """The shop's applied events. With `since`: only those from then on, and none of
-    AFTERSALE_APPLYING (the decision and the refund are statuses after it), excluded by `rank`,
-    a top-level field FerretDB filters in PostgreSQL with the shop and the outcome. Without:
-    every applied event, to place the returns without a request time by their first one."""
-    query: Document = {"shop_id": shop_id, "outcome": Outcome.APPLIED.value}
-    if since is not None:
-        query["rank"] = {"$ne": LIFECYCLE_RANK[ReturnStatus.AFTERSALE_APPLYING]}
-        query["update_time"] = {"$gte": since}
-    return query
 
 
 def rejected_pipeline(shop_id: str) -> list[Document]:
@@ -122,11 +108,24 @@ def return_row(doc: Document) -> ReturnRow:
         reason_text=_text(details.get("reason_text")),
         skus=_skus(details.get("items")),
         anomaly=doc.get("anomaly") is True,
+        milestones=_milestones(doc.get("milestones")),
     )
 
 
+def _milestones(value: Any) -> Milestones | None:
+    """The document's milestones (None when it keeps none); ValueError if unreadable."""
+    if value is None:
+        return None
+    try:
+        return Milestones.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError(f"milestones {value!r} unreadable") from exc
+
+
 def history_row(doc: Document) -> HistoryRow:
-    """The row of a history document (projected with HISTORY_FIELDS); ValueError if unreadable."""
+    """The row of a history document, for `aggregate.milestones` (the reader itself reads no
+    history: the returns' documents keep what the insights need of it); ValueError if
+    unreadable."""
     event = doc.get("event")
     if not isinstance(event, Mapping) or not isinstance(doc.get("update_time"), int):
         raise ValueError("not a history document")
@@ -159,32 +158,15 @@ class InsightsReader:
         self._returns = db[returns_collection]
         self._events = db[events_collection(returns_collection)]
 
-    async def read(
-        self, shop_id: str, window: Window
-    ) -> tuple[list[ReturnRow], list[HistoryRow], set[str]]:
-        """The shop's returns that may fall in the window, their applied events, and the keys
-        of the shop's returns with a rejected event."""
-        # The three reads at once; the history's is a guess that every return has a request
-        # time, so that only events from the window's start on matter (nothing happens to a
-        # return before its request).
-        docs, rejected, events = await asyncio.gather(
+    async def read(self, shop_id: str, window: Window) -> tuple[list[ReturnRow], set[str]]:
+        """The shop's returns that may fall in the window, and the keys of the shop's returns
+        with a rejected event: both reads at once."""
+        docs, rejected = await asyncio.gather(
             self._returns.find(returns_filter(shop_id, window), RETURN_FIELDS)
             .batch_size(BATCH_SIZE).to_list(),
             self._rejected(shop_id),
-            self._history(shop_id, window.start),
         )
-        rows = _readable(docs, return_row, "returns")
-        if any(r.request_time is None for r in rows):  # placed by their first event, if ever
-            events = await self._history(shop_id, None)
-        wanted = {row.key for row in rows}
-        history = [
-            h for h in _readable(events, history_row, "history") if h.return_key in wanted
-        ]
-        return rows, history, rejected
-
-    async def _history(self, shop_id: str, since: int | None) -> list[Document]:
-        query = self._events.find(history_filter(shop_id, since), HISTORY_FIELDS)
-        return await query.batch_size(BATCH_SIZE).to_list()
+        return _readable(docs, return_row, "returns"), rejected
 
     async def _rejected(self, shop_id: str) -> set[str]:
         cursor = await self._events.aggregate(rejected_pipeline(shop_id))

@@ -32,7 +32,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_TOP = 50
 CACHE_SECONDS, CACHE_SIZE = 300.0, 64
-# Each computation reads every document of a shop; two at a time leave FerretDB to the others.
+# Each computation reads every return of a shop; two at a time leave FerretDB to the others.
 COMPUTING_AT_ONCE = 2
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
@@ -132,10 +132,10 @@ def insights_router(settings: Settings) -> APIRouter:
             reader = InsightsReader(request.app.state.mongo[settings.mongodb_database],
                                     collection)
             async with computing:
-                rows, history, rejected = await reader.read(shop_id, window)
+                rows, rejected = await reader.read(shop_id, window)
                 # CPU work over every row: off the event loop, so others are answered.
                 return await asyncio.to_thread(
-                    aggregate.insights, shop_id, window, rows, history, rejected, top
+                    aggregate.insights, shop_id, window, rows, (), rejected, top
                 )
 
         key = (collection, shop_id, window.start, window.end, window.zone.key, top)
