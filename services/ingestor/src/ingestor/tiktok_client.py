@@ -5,6 +5,10 @@ token bucket (aiolimiter), retries throttling and transient failures with expone
 and jitter (tenacity; `Retry-After` is honoured), and raises `TikTokApiError` for anything it
 will not retry. Secrets and tokens are never logged nor put in error messages.
 
+Tokens: a client given `credentials` (an `AccessTokens`, e.g. a connected shop's) asks it for
+the access token of each call; a call refused because the token expired (code 105002) has it
+renewed once (`AccessTokens.renewed`) and is tried again with the new token.
+
 Time windows: `since` is inclusive, `until` exclusive. 202309 maps them to `update_time_ge` /
 `update_time_lt`. The legacy API's `update_time_to` is sent as `until` (treated as inclusive by
 TikTok as far as public clients show): a change exactly at `until` may be seen twice, which
@@ -22,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -50,6 +54,8 @@ RATE_LIMIT_CODES: frozenset[int] = frozenset({36009004})
 # Non-zero codes worth retrying; every other non-zero code (bad signature, expired or invalid
 # token, bad parameters, ...) is permanent for this request.
 RETRYABLE_CODES: frozenset[int] = RATE_LIMIT_CODES
+
+ACCESS_TOKEN_EXPIRED = 105002
 
 # What some well-known codes mean, to name the reason in errors.
 KNOWN_CODES: Mapping[int, str] = {
@@ -158,7 +164,18 @@ class Page:
     max_update_time: int | None  # the newest update_time among the raw records
 
 
-_SECRET_PARAM = re.compile(r"(?i)\b(access_token|sign|x-tts-access-token)=[^&\s\"']+")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(access_token|refresh_token|app_secret|auth_code|code|state|sign|x-tts-access-token)"
+    r"=[^&\s\"']+")
+
+
+class AccessTokens(Protocol):
+    """Where a client gets its access token from, and has an expired one renewed."""
+
+    async def current(self) -> str: ...
+
+    async def renewed(self, expired: str) -> str: ...  # after TikTok said `expired` expired
+
 
 
 class _RedactSecrets(logging.Filter):
@@ -176,7 +193,7 @@ _REDACT = _RedactSecrets()
 
 
 def _install_redaction() -> None:
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpcore", "uvicorn.access"):
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
@@ -205,8 +222,10 @@ class TikTokShopClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        credentials: AccessTokens | None = None,
     ) -> None:
         self.config = config
+        self._credentials = credentials
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -322,13 +341,13 @@ class TikTokShopClient:
     # ------------------------------------------------------------------------------ requests
 
     async def _post_legacy(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(
+        return await self._with_token(lambda token: self._call(
             LEGACY_SEARCH_PATH,
             body,
-            extra_query={"shop_id": self.config.shop_id, "access_token": self.config.access_token},
+            extra_query={"shop_id": self.config.shop_id, "access_token": token},
             headers={},
             sign_body=False,
-        )
+        ))
 
     async def _post_202309(self, body: dict[str, Any], page_token: str | None) -> dict[str, Any]:
         query = {
@@ -339,13 +358,30 @@ class TikTokShopClient:
         }
         if page_token:
             query["page_token"] = page_token
-        return await self._call(
+        return await self._with_token(lambda token: self._call(
             V202309_SEARCH_PATH,
             body,
             extra_query=query,
-            headers={"x-tts-access-token": self.config.access_token},
+            headers={"x-tts-access-token": token},
             sign_body=True,
-        )
+        ))
+
+    async def _with_token(
+        self, call: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """`call` with the current access token; once more with a renewed one if TikTok says
+        it expired (only with `credentials`: a fixed token cannot be renewed)."""
+        if self._credentials is None:
+            return await call(self.config.access_token)
+        token = await self._credentials.current()
+        try:
+            return await call(token)
+        except TikTokApiError as exc:
+            if exc.code != ACCESS_TOKEN_EXPIRED:
+                raise
+        log.info("tiktok access token expired; renewing it once",
+                 extra={"shop_id": self.config.shop_id})
+        return await call(await self._credentials.renewed(token))
 
     async def _call(
         self,

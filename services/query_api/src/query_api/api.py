@@ -42,6 +42,7 @@ from query_api.models import (
 )
 from query_api.repository import Document, ReturnsRepository
 from query_api.settings import Settings
+from query_api.shops_api import shops_router
 from query_api.sync_api import sync_router
 
 log = structlog.get_logger("query_api")
@@ -504,5 +505,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_unreadable_bodies(app)
     app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
+    app.include_router(shops_router(settings))  # Shops: /api/v1/shops..., the /shops page
 
     return app

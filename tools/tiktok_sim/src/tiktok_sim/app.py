@@ -32,10 +32,10 @@ from contracts.statuses import (
     V202309_RETURN_TYPES,
     V202309_STATUS_NAMES,
 )
+from tiktok_sim.auth import SimAuth, auth_router
 from tiktok_sim.driver import LifecycleDriver, Shares, WebhookSender
 from tiktok_sim.protocol import (
     ERR_ACCESS_TOKEN_EXPIRED,
-    ERR_INVALID_ACCESS_TOKEN,
     ERR_INVALID_APP_KEY,
     ERR_INVALID_PARAMS,
     ERR_INVALID_SHOP_CIPHER,
@@ -73,6 +73,9 @@ class Faults(BaseModel):
     http_500_every: int = Field(default=0, ge=0)
     delay_ms: int = Field(default=0, ge=0, description="added latency of every search")
     expire_token: bool = Field(default=False, description="refuse tokens as expired")
+    update_while_paging: int = Field(
+        default=0, ge=0, description="returns of the shop advanced (no webhook) before each "
+        "search page it serves: updates made while a sync pages through them")
     duplicate_share: float = Field(default=0.0, ge=0, le=1)
     out_of_order_share: float = Field(default=0.0, ge=0, le=1)
     invalid_share: float = Field(default=0.0, ge=0, le=1)
@@ -222,6 +225,7 @@ def create_app(
 
     app = FastAPI(title="TikTok Shop simulator", lifespan=lifespan)
     app.state.sim = state
+    auth = SimAuth(settings, store, clock)
 
     # ------------------------------------------------------------------------------ guards
 
@@ -265,8 +269,9 @@ def create_app(
         expected = request_signature(settings.app_secret, path, query, body)
         if not hmac.compare_digest(expected, query.get("sign", "")):
             raise _Refusal(ERR_INVALID_SIGNATURE)
-        if token is None or not hmac.compare_digest(token, settings.access_token):
-            raise _Refusal(ERR_INVALID_ACCESS_TOKEN)
+        token_error = auth.access_error(token)
+        if token_error is not None:
+            raise _Refusal(token_error)
         if faults.expire_token:
             raise _Refusal(ERR_ACCESS_TOKEN_EXPIRED)
 
@@ -285,6 +290,22 @@ def create_app(
         known = store.shop_version(shop_id)
         if known is not None and known != version:
             raise _Refusal(ERR_WRONG_API_VERSION)
+
+    def updated_while_paging(shop_id: str) -> None:
+        if faults.update_while_paging:
+            moved = state.driver.advance(faults.update_while_paging, shop_id)
+            stats.transitions += len(moved)
+            stats.updated_while_paging += len(moved)
+
+    async def signed(request: Request, path: str, body: bytes | None,
+                     token: str | None) -> JSONResponse | None:
+        try:
+            check_auth(request, path, body, token)
+        except _Refusal as refusal:
+            return refuse("authorized_shops", refusal.code, refusal.detail)
+        return None
+
+    app.include_router(auth_router(auth, signed))  # authorization page, tokens, shops
 
     # ------------------------------------------------------------------------------ legacy
 
@@ -312,6 +333,7 @@ def create_app(
     def legacy_page(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
         offset = _int_param(body, "offset") or 0
         size = _int_param(body, "size") or 10
+        updated_while_paging(shop_id)
         if offset < 0 or not 1 <= size <= LEGACY_PAGE_SIZE_MAX:
             raise _Refusal(ERR_INVALID_PARAMS, f"size must be 1..{LEGACY_PAGE_SIZE_MAX}")
         time_from = _int_param(body, "update_time_from")
@@ -399,6 +421,7 @@ def create_app(
                 and (wanted_status is None or r.status in wanted_status)
             )
 
+        updated_while_paging(shop_id)
         matching = [r for r in store.ordered(shop_id) if keep(r)]
         if descending:
             matching.reverse()
