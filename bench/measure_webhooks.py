@@ -18,6 +18,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -82,7 +83,8 @@ async def _poll(api: httpx.AsyncClient, shop: str, state: _Polling, bound_s: flo
         item = heapq.heappop(state.heap)
         try:
             response = await api.get(f"/api/v1/returns/{shop}/{item.change.return_id}")
-            status = response.json().get("status") if response.status_code == 200 else None
+            found = response.status_code == HTTPStatus.OK
+            status = response.json().get("status") if found else None
         except httpx.HTTPError:
             status = None
         seen = time.perf_counter()
@@ -113,7 +115,7 @@ async def measure_visibility(
             response = await ingestor.post(WEBHOOK_PATH, content=body, headers=signed(body))
         except httpx.HTTPError:
             return
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             return
         accepted += 1
         if seq % track_every == 0:
@@ -166,7 +168,7 @@ class _Loop:
 
 
 async def _closed_loop(client: httpx.AsyncClient, shop: str, concurrency: int, seconds: float,
-                       new_returns: Iterator[Change], seqs: Callable[[], int], into: _Loop
+                       *, new_returns: Iterator[Change], seqs: Callable[[], int], into: _Loop
                        ) -> None:
     deadline = time.perf_counter() + seconds
 
@@ -176,7 +178,7 @@ async def _closed_loop(client: httpx.AsyncClient, shop: str, concurrency: int, s
             started = time.perf_counter()
             try:
                 response = await client.post(WEBHOOK_PATH, content=body, headers=signed(body))
-                ok = response.status_code == 200
+                ok = response.status_code == HTTPStatus.OK
             except httpx.HTTPError:
                 ok = False
             if ok:
@@ -202,8 +204,8 @@ async def measure_accepts(
     loops = {name: _Loop() for name in endpoints}
     for _round in range(rounds):
         for name, client in endpoints.items():
-            await _closed_loop(client, shop, concurrency, seconds / rounds, new_returns, seqs,
-                               loops[name])
+            await _closed_loop(client, shop, concurrency, seconds / rounds,
+                               new_returns=new_returns, seqs=seqs, into=loops[name])
     return {
         name: Throughput(concurrency, loop.seconds, len(loop.samples), loop.failed,
                          len(loop.samples) / loop.seconds,

@@ -67,7 +67,7 @@ async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: fl
     end = await end_offsets(srv.kafka_bootstrap)
     events = sum(end.values())
     sm_s = await _step(size, "state machine", time_state_machine(
-        srv, env.database, end, group, limit_s=limit_s, extra_env=env.common(),
+        srv, env.database, end, group=group, limit_s=limit_s, extra_env=env.common(),
         log=env.log_dir / "state_machine.log"))
     bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end))
     return {"events": events, "produced_s": produced_s, "state_machine_s": sm_s,

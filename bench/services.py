@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -57,7 +58,7 @@ class Service:
                 if self.proc is not None and self.proc.returncode is not None:
                     break
                 try:
-                    if (await client.get(self.ready_path or "/")).status_code == 200:
+                    if (await client.get(self.ready_path or "/")).status_code == HTTPStatus.OK:
                         return
                 except httpx.HTTPError:
                     pass

@@ -113,7 +113,7 @@ async def group_caught_up(bootstrap: str, group: str, end: dict[TopicPartition, 
 
 
 async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartition, int],
-                             group: str | None = None, limit_s: float = 12 * 3600,
+                             *, group: str | None = None, limit_s: float = 12 * 3600,
                              extra_env: Mapping[str, str] | None = None,
                              log: Path | None = None) -> float:
     """Seconds from starting `python -m state_machine` (in a fresh consumer group unless

@@ -262,4 +262,5 @@ def test_the_csv_export_downloads_the_current_filter(stack: Stack, browser_page:
     text = Path(download.path()).read_text()
     lines = text.strip().splitlines()
     assert lines[0].startswith("order_id,return_id,reverse_type,status")
-    assert len(lines) == 2 and lines[1].startswith("o-csv-1,csv-1,REFUND_ONLY,AFTERSALE_APPLYING")
+    assert len(lines) == 2
+    assert lines[1].startswith("o-csv-1,csv-1,REFUND_ONLY,AFTERSALE_APPLYING")

@@ -71,7 +71,8 @@ def test_mongo_roundtrip(mongodb_url: str) -> None:
         coll = client["infra_smoke"][f"c_{uuid.uuid4().hex[:8]}"]
         coll.insert_one({"_id": "r1", "status": "REQUESTED", "amount": {"value": "12.50"}})
         doc = coll.find_one({"_id": "r1"})
-        assert doc is not None and doc["status"] == "REQUESTED"
+        assert doc is not None
+        assert doc["status"] == "REQUESTED"
         coll.update_one({"_id": "r1"}, {"$set": {"status": "APPROVED"}})
         assert coll.count_documents({"status": "APPROVED"}) == 1
     finally:

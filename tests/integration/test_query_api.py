@@ -266,7 +266,8 @@ async def test_list_without_shop_returns_every_shop(api: httpx.AsyncClient) -> N
 
 async def test_list_items_carry_no_history(api: httpx.AsyncClient) -> None:
     items = (await api.get("/api/v1/returns", params={"shop_id": SHOP_A})).json()["items"]
-    assert items and all("history" not in item for item in items)
+    assert items
+    assert all("history" not in item for item in items)
 
 
 async def test_list_items_are_the_stored_return_with_its_id(api: httpx.AsyncClient) -> None:
@@ -275,7 +276,9 @@ async def test_list_items_are_the_stored_return_with_its_id(api: httpx.AsyncClie
     stored = next(d for d in DOCS if d["_id"] == item["id"])
     expected = {k: v for k, v in stored.items() if k in ReturnState.model_fields}
     assert {k: v for k, v in item.items() if k != "id"} == expected
-    assert "version" not in item and "last_offset" not in item and "_id" not in item
+    assert "version" not in item
+    assert "last_offset" not in item
+    assert "_id" not in item
 
 
 @pytest.mark.parametrize("status", list(ReturnStatus))
@@ -295,7 +298,8 @@ async def test_status_is_repeatable_and_matches_any_of_them(api: httpx.AsyncClie
 async def test_filter_by_reverse_type(api: httpx.AsyncClient, reverse_type: ReverseType) -> None:
     ids = await list_ids(api, reverse_type=reverse_type.value)
     expected = newest_first(d for d in DOCS if d["reverse_type"] == reverse_type.value)
-    assert expected and ids == expected
+    assert expected
+    assert ids == expected
 
 
 async def test_filters_combine(api: httpx.AsyncClient) -> None:
@@ -307,7 +311,8 @@ async def test_filters_combine(api: httpx.AsyncClient) -> None:
         for d in SHOP_A_DOCS
         if d["status"] == "AFTERSALE_APPLYING" and d["reverse_type"] == "RETURN_AND_REFUND"
     )
-    assert expected and ids == expected
+    assert expected
+    assert ids == expected
 
 
 async def test_filter_by_order_id(api: httpx.AsyncClient) -> None:
@@ -321,7 +326,8 @@ async def test_update_time_range_is_from_inclusive_to_exclusive(api: httpx.Async
     lo, hi = T0 + 60, T0 + 180
     ids = await list_ids(api, shop_id=SHOP_A, updated_from=lo, updated_to=hi)
     expected = newest_first(d for d in SHOP_A_DOCS if lo <= d["update_time"] < hi)
-    assert len(expected) == 8 and ids == expected
+    assert len(expected) == 8
+    assert ids == expected
     ids_from = await list_ids(api, shop_id=SHOP_A, updated_from=T0 + 420)
     assert ids_from == newest_first(d for d in SHOP_A_DOCS if d["update_time"] >= T0 + 420)
     ids_to = await list_ids(api, shop_id=SHOP_A, updated_to=T0 + 60)
@@ -599,7 +605,8 @@ async def test_a_shop_token_reads_its_shop_and_nothing_else(
         ):
             assert (await client.get(path, params=params)).status_code == 403, path
         no_shop = await client.get("/api/v1/returns")
-        assert no_shop.status_code == 400 and SHOP_A in no_shop.json()["detail"]
+        assert no_shop.status_code == 400
+        assert SHOP_A in no_shop.json()["detail"]
 
 
 # ---------------------------------------------------------------------------- anomaly, search
@@ -612,7 +619,8 @@ async def test_anomaly_filter(api: httpx.AsyncClient) -> None:
     clean = await list_ids(api, shop_id=SHOP_A, anomaly="false")
     assert clean == newest_first(d for d in SHOP_A_DOCS if not d["anomaly"])
     items = (await api.get("/api/v1/returns", params={"anomaly": "true"})).json()["items"]
-    assert items and all(item["anomaly"] is True for item in items)
+    assert items
+    assert all(item["anomaly"] is True for item in items)
 
 
 @pytest.mark.parametrize("shop", [SHOP_A, None])
@@ -631,7 +639,8 @@ async def test_search_matches_an_order_id_or_a_return_id_exactly(
 
 async def test_search_combines_with_filters_and_pages(api: httpx.AsyncClient) -> None:
     ids, pages = await page_through(api, shop_id=SHOP_A, q="ORDER-SHARED", limit=1)
-    assert pages == 2 and ids == newest_first(
+    assert pages == 2
+    assert ids == newest_first(
         d for d in SHOP_A_DOCS if d["order_id"] == "ORDER-SHARED"
     )
     shared = [d for d in SHOP_A_DOCS if d["order_id"] == "ORDER-SHARED"]
@@ -659,11 +668,13 @@ async def test_operator_like_strings_are_plain_values(api: httpx.AsyncClient, va
     counts = (await api.get("/api/v1/returns/counts", params={"shop_id": value})).json()
     assert counts["counts"]["ALL"] == 0
     rejections = await api.get("/api/v1/rejections", params={"shop_id": value})
-    assert rejections.status_code == 200 and rejections.json()["items"] == []
+    assert rejections.status_code == 200
+    assert rejections.json()["items"] == []
     detail = await api.get(f"/api/v1/returns/{value}/{value}")
     assert detail.status_code == 404
     export = await api.get("/api/v1/returns/export.csv", params={"shop_id": value})
-    assert export.status_code == 200 and export.text.count("\n") == 1  # the header only
+    assert export.status_code == 200
+    assert export.text.count("\n") == 1
 
 
 async def test_a_shop_token_cannot_search_into_another_shop(
@@ -720,7 +731,8 @@ async def test_export_csv_applies_the_list_filters_without_a_page_limit(
         d for d in SHOP_A_DOCS
         if d["reverse_type"] == "REFUND_ONLY" and d["status"] in ("COMPLETE", "CLOSED")
     )
-    assert expected and [return_key(SHOP_A, r[1]) for r in rows[1:]] == expected
+    assert expected
+    assert [return_key(SHOP_A, r[1]) for r in rows[1:]] == expected
     everything = csv_rows((await api.get("/api/v1/returns/export.csv")).text)
     assert len(everything) == len(DOCS) + 1
     flagged = csv_rows(
@@ -740,7 +752,9 @@ async def test_export_csv_validates_like_the_list(api: httpx.AsyncClient) -> Non
 def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
     row = csv_row({"order_id": "=HYPERLINK(1)", "return_id": "+1", "details": {
         "reason": "@SUM(A1)", "refund": {"amount": "5.10", "currency": "USD"}}})
-    assert row[0] == "'=HYPERLINK(1)" and row[1] == "'+1" and row[6] == "'@SUM(A1)"
+    assert row[0] == "'=HYPERLINK(1)"
+    assert row[1] == "'+1"
+    assert row[6] == "'@SUM(A1)"
     assert row[4] == "5.10"
 
 
@@ -782,7 +796,8 @@ async def test_rejections_filter_by_reason(
 ) -> None:
     ids = await rejection_ids(api, shop_id=SHOP_A, reason=reason.value, limit=2)
     expected = [d for d in REJECTION_DOCS if d["shop_id"] == SHOP_A and d["reason"] == reason]
-    assert expected and ids == newest_rejections(expected)
+    assert expected
+    assert ids == newest_rejections(expected)
 
 
 async def test_a_rejection_is_the_recorded_event(api: httpx.AsyncClient) -> None:
@@ -801,7 +816,8 @@ async def test_rejections_validate_their_parameters(api: httpx.AsyncClient) -> N
     returns_page = (await api.get("/api/v1/returns", params={"limit": 1})).json()
     for cursor in ("garbage!", returns_page["next_cursor"]):  # a returns cursor is not one
         response = await api.get("/api/v1/rejections", params={"cursor": cursor})
-        assert response.status_code == 400 and "invalid cursor" in response.json()["detail"]
+        assert response.status_code == 400
+        assert "invalid cursor" in response.json()["detail"]
     assert (
         await api.get("/api/v1/rejections", headers={"Authorization": "Bearer x"})
     ).status_code == 401
@@ -833,10 +849,12 @@ async def test_the_dashboard_and_its_assets_are_served(api: httpx.AsyncClient) -
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert 'id="tabs"' in page.text and "/static/dashboard.js" in page.text
+    assert 'id="tabs"' in page.text
+    assert "/static/dashboard.js" in page.text
     for asset, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
         response = await api.get(f"/static/{asset}", headers={"Authorization": ""})
-        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert response.status_code == 200
+        assert kind in response.headers["content-type"]
     assert (await api.get("/static/../api.py")).status_code == 404
 
 

@@ -254,5 +254,6 @@ def test_when_make_is_killed_the_run_stops_everything(
     finally:
         if make.proc.poll() is None:
             stop(make)
-    assert "parent process" in make.text() and "stopped" in make.text(), make.text()
+    assert "parent process" in make.text(), make.text()
+    assert "stopped" in make.text(), make.text()
     assert "Traceback" not in make.text(), make.text()

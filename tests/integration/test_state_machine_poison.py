@@ -112,7 +112,8 @@ async def test_each_kind_of_poison_is_rejected_and_the_events_after_it_become_vi
         kind = poison_ids[rejection_id]
         assert item["reason"] in {RejectionReason.UNDECODABLE, RejectionReason.INVALID_EVENT,
                                   RejectionReason.UNPROCESSABLE}, (kind, item)
-        assert item["source_offset"] is not None and item["detail"], (kind, item)
+        assert item["source_offset"] is not None, (kind, item)
+        assert item["detail"], (kind, item)
     assert sm.running(), sm.log_tail()
     port = sm.env["STATE_MACHINE_METRICS_PORT"]
 
@@ -148,10 +149,12 @@ async def test_a_return_with_ten_thousand_events_keeps_a_small_document_and_its_
     print(f"10,000 events of one return applied in {time.monotonic() - started:.1f} s")
 
     doc = await mongo[database][DEFAULT_RETURNS_COLLECTION].find_one({"_id": f"{shop}:r1"})
-    assert doc is not None and doc["status"] == S.AFTERSALE_REJECT_APPLICATION.value
+    assert doc is not None
+    assert doc["status"] == S.AFTERSALE_REJECT_APPLICATION.value
     assert len(bson.encode(doc)) < 16 * 1024, "the return's document grows with its history"
     detail = await asyncio.to_thread(api_get, url, f"/api/v1/returns/{shop}/r1")
-    assert detail is not None and len(detail["history"]) == 10_000
+    assert detail is not None
+    assert len(detail["history"]) == 10_000
     assert [h["update_time"] for h in detail["history"]] == list(range(T0, T0 + 10_000))
     assert {h["outcome"] for h in detail["history"]} == {"applied"}
 
@@ -229,7 +232,8 @@ async def test_a_read_model_of_another_layout_is_refused_at_start_with_one_line(
         _, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode not in (0, None)
         last = err.decode().strip().splitlines()[-1]
-        assert last.startswith("state_machine: ") and "make replay" in last, err.decode()
+        assert last.startswith("state_machine: "), err.decode()
+        assert "make replay" in last, err.decode()
         assert "Traceback" not in err.decode()
     finally:
         await mongo.drop_database(database)

@@ -118,7 +118,8 @@ async def test_poison_messages_are_rejected_with_their_reason_and_the_consumer_c
     assert [(h["event"]["status"], h["outcome"]) for h in history] == [
         ("AFTERSALE_APPLYING", "applied"), ("AFTERSALE_RETURNING", "applied"),
         ("AFTERSALE_BUYER_SHIPPED", "applied")]
-    assert docs[r3]["anomaly"] is True and not docs[r1]["anomaly"]
+    assert docs[r3]["anomaly"] is True
+    assert not docs[r1]["anomaly"]
     newest = max(snapshot.history[r3].values(), key=lambda h: h["update_time"])
     assert newest["outcome"] == Outcome.REJECTED.value
 
@@ -138,8 +139,10 @@ async def test_poison_messages_are_rejected_with_their_reason_and_the_consumer_c
         if reason is not RejectionReason.UNDECODABLE and raw.startswith(b"{"):
             assert (rejection.shop_id, rejection.return_id) == (shop, "r1")
     forbidden = on_topic.get(forbidden_id)
-    assert forbidden is not None and forbidden.reason is RejectionReason.FORBIDDEN_FOR_TYPE
-    assert forbidden.event is not None and forbidden.event.key == r3
+    assert forbidden is not None
+    assert forbidden.reason is RejectionReason.FORBIDDEN_FOR_TYPE
+    assert forbidden.event is not None
+    assert forbidden.event.key == r3
 
     # The second subscriber records the rejected topic in MongoDB, `_id` = rejection id.
     rejections = mongo[database][REJECTIONS_COLLECTION]
@@ -322,7 +325,8 @@ async def test_replay_rebuilds_an_identical_read_model_and_switches_without_down
         await asyncio.to_thread(thread.join, 15)
 
     meta = await mongo[database][META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
-    assert meta is not None and meta["collection"] != DEFAULT_RETURNS_COLLECTION
+    assert meta is not None
+    assert meta["collection"] != DEFAULT_RETURNS_COLLECTION
     new_collection = meta["collection"]
     assert new_collection in output.decode()
     rebuilt = await stored(mongo, database, shops, new_collection)

@@ -269,9 +269,14 @@ def test_a_thousand_returns_through_throttling_and_a_server_error(
     refusals = sim.stats()["refusals"]
     assert refusals.get("http_429", 0) > before.get("http_429", 0)
     assert refusals.get("http_500", 0) > before.get("http_500", 0)
-    assert job["returns_seen"] == 1000 and job["events_published"] == 1000
-    assert job["pages"] == 20 and job["rejected"] == 0 and job["error"] is None
-    assert job["since"] == 0 and job["until"] is not None and job["finished_at"] is not None
+    assert job["returns_seen"] == 1000
+    assert job["events_published"] == 1000
+    assert job["pages"] == 20
+    assert job["rejected"] == 0
+    assert job["error"] is None
+    assert job["since"] == 0
+    assert job["until"] is not None
+    assert job["finished_at"] is not None
     counts = api_counts(stack, shop_id)
     assert counts["ALL"] == 1000
     assert {s: n for s, n in counts.items() if s != "ALL" and n} == sim.status_counts(shop_id)
@@ -285,8 +290,10 @@ def test_refused_credentials_fail_the_job_with_the_reason(stack: Stack, sim: Sim
     sim.generate("bad-token", 10)
     job = wait_for_job(stack, request_sync(stack, stack.shop("bad-token")))
     assert job["status"] == "failed"
-    assert "invalid access token" in job["error"] and "105001" in job["error"], job["error"]
-    assert job["pages"] == 0 and job["events_published"] == 0
+    assert "invalid access token" in job["error"], job["error"]
+    assert "105001" in job["error"], job["error"]
+    assert job["pages"] == 0
+    assert job["events_published"] == 0
 
     # A good token that TikTok now says has expired.
     sim.generate("expired", 10)
@@ -296,11 +303,13 @@ def test_refused_credentials_fail_the_job_with_the_reason(stack: Stack, sim: Sim
     assert "access token expired" in job["error"], job["error"]
     status = httpx.get(f"{stack.query_url}/api/v1/sync/status", headers=stack.auth,
                        params={"shop_id": stack.shop("expired")}).json()
-    assert status["last_success_at"] is None and status["synced_until"] is None
+    assert status["last_success_at"] is None
+    assert status["synced_until"] is None
 
     # A shop the ingestor is not configured for.
     job = wait_for_job(stack, request_sync(stack, f"unconfigured-{stack.database}"))
-    assert job["status"] == "failed" and "not configured" in job["error"], job["error"]
+    assert job["status"] == "failed", job["error"]
+    assert "not configured" in job["error"], job["error"]
 
 
 def test_a_second_sync_fetches_only_what_changed_since_the_first(
@@ -309,7 +318,8 @@ def test_a_second_sync_fetches_only_what_changed_since_the_first(
     shop_id = stack.shop("checkpoint")
     sim.generate("checkpoint", 300)
     first = wait_for_job(stack, request_sync(stack, shop_id))
-    assert first["status"] == "succeeded" and first["returns_seen"] == 300, first
+    assert first["status"] == "succeeded", first
+    assert first["returns_seen"] == 300, first
 
     moved = sim.advance(shop_id, 25)
     assert moved
@@ -330,7 +340,8 @@ def test_a_second_sync_fetches_only_what_changed_since_the_first(
     status = httpx.get(f"{stack.query_url}/api/v1/sync/status", headers=stack.auth,
                        params={"shop_id": shop_id}).json()
     assert status["synced_until"] == second["until"]
-    assert status["last_success_at"] is not None and status["running"] is None
+    assert status["last_success_at"] is not None
+    assert status["running"] is None
 
 
 def test_a_webhook_and_a_sync_reporting_the_same_change_are_one_history_entry(
@@ -351,7 +362,8 @@ def test_a_webhook_and_a_sync_reporting_the_same_change_are_one_history_entry(
     wait_until(lambda: return_detail(stack, shop_id, record["return_id"]) is not None, 60,
                "the webhook's return")
     job = wait_for_job(stack, request_sync(stack, shop_id))
-    assert job["status"] == "succeeded" and job["events_published"] == 1
+    assert job["status"] == "succeeded"
+    assert job["events_published"] == 1
 
     def merged() -> bool:
         detail = return_detail(stack, shop_id, record["return_id"])
@@ -380,7 +392,8 @@ def test_a_legacy_webhook_is_enriched_with_amounts_and_items(stack: Stack, sim: 
     }
     started = time.perf_counter()
     response = post_webhook(stack, webhook)
-    assert response.status_code == 200 and response.json()["status"] == "accepted"
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
     assert time.perf_counter() - started < 5
 
     def enriched() -> bool:
@@ -392,7 +405,8 @@ def test_a_legacy_webhook_is_enriched_with_amounts_and_items(stack: Stack, sim: 
     assert detail is not None
     assert detail["details"]["refund"]["amount"] == record["refund_total"]
     assert detail["details"]["items"]
-    assert len(detail["history"]) == 1 and detail["duplicate_count"] == 1
+    assert len(detail["history"]) == 1
+    assert detail["duplicate_count"] == 1
     metrics = httpx.get(f"{stack.ingestor_url}/metrics").text
     assert 'ingestor_webhook_enrichments_total{result="published"}' in metrics
 
@@ -405,7 +419,8 @@ def test_legacy_and_202309_shops_both_sync(stack: Stack, sim: Sim) -> None:
     for command_id, pages in ((legacy, 2), (v202309, 3)):
         job = wait_for_job(stack, command_id)
         assert job["status"] == "succeeded", job
-        assert job["returns_seen"] == 150 and job["pages"] == pages, job
+        assert job["returns_seen"] == 150, job
+        assert job["pages"] == pages, job
     for name in ("gen-legacy", "gen-202309"):
         items = wait_until_matches_sim(stack, sim, name)
         assert_each_change_applied_once(stack, items, duplicates=False)
@@ -426,15 +441,19 @@ def test_post_then_get_reports_the_finished_job(stack: Stack, sim: Sim) -> None:
     assert job["command_id"] == command_id
     assert (job["pages"], job["returns_seen"], job["events_published"], job["rejected"]) == \
         (2, 60, 60, 0)
-    assert job["since"] == 0 and job["until"] == now + 10 and job["error"] is None
+    assert job["since"] == 0
+    assert job["until"] == now + 10
+    assert job["error"] is None
     created, started, finished = (datetime.fromisoformat(job[k].replace("Z", "+00:00"))
                                   for k in ("created_at", "started_at", "finished_at"))
     assert created <= started <= finished
 
     status = httpx.get(f"{stack.query_url}/api/v1/sync/status", headers=stack.auth,
                        params={"shop_id": shop_id}).json()
-    assert status["shop_id"] == shop_id and status["last_success_at"] is not None
-    assert status["synced_until"] is not None and status["synced_until"] <= now + 10
+    assert status["shop_id"] == shop_id
+    assert status["last_success_at"] is not None
+    assert status["synced_until"] is not None
+    assert status["synced_until"] <= now + 10
     assert status["running"] is None
 
     unknown = httpx.get(f"{stack.query_url}/api/v1/sync/00000000-0000-4000-8000-000000000000",
@@ -469,7 +488,8 @@ def test_the_cli_publishes_a_command_the_ingestor_runs(stack: Stack, sim: Sim) -
 
     wait_until(recorded, 60, "the CLI's sync job")
     job = get_job(stack, command_id)
-    assert job["status"] == "succeeded" and job["returns_seen"] == 40, job
+    assert job["status"] == "succeeded", job
+    assert job["returns_seen"] == 40, job
 
 
 # Last: it kills and restarts the session's ingestor.
@@ -483,7 +503,8 @@ def test_a_sync_killed_half_way_runs_again_and_loses_nothing(stack: Stack, sim: 
     wait_until(lambda: get_job(stack, command_id)["pages"] >= 4, 60, "the sync to be half way")
     ingestor.kill()
     half = get_job(stack, command_id)
-    assert half["status"] == "running" and half["pages"] < 20, half
+    assert half["status"] == "running", half
+    assert half["pages"] < 20, half
     sim.reset_faults()
 
     # Its successor gets the unacknowledged command again, waits for the dead process's lease
@@ -496,7 +517,8 @@ def test_a_sync_killed_half_way_runs_again_and_loses_nothing(stack: Stack, sim: 
         if not ingestor.running():
             ingestor.start()
     assert job["status"] == "succeeded", job
-    assert job["returns_seen"] == 1000 and job["since"] == 0
+    assert job["returns_seen"] == 1000
+    assert job["since"] == 0
     items = wait_until_matches_sim(stack, sim, "killed")
     assert len(items) == 1000
     assert_each_change_applied_once(stack, items, duplicates=True)

@@ -35,4 +35,5 @@ def test_terminal_statuses_are_complete_closed_and_cancelled() -> None:
 
 def test_events_topic_has_12_partitions_and_is_kept_forever() -> None:
     (events,) = [spec for spec in TOPICS if spec.name == EVENTS_TOPIC]
-    assert events.partitions == 12 and events.config == FOREVER
+    assert events.partitions == 12
+    assert events.config == FOREVER

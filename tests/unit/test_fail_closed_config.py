@@ -38,7 +38,8 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
     return lines[0]
 
 
@@ -57,8 +58,10 @@ def test_an_invalid_setting_is_named_without_printing_any_secret(tmp_path: Path)
                    TIKTOK_ACCESS_TOKEN=SECRET, INGESTOR_PORT="not-a-port",
                    TIKTOK_SHOPS=f'[{{"shop_id": "s", "access_token": "{SECRET}"}}]')
     line = refused(result)
-    assert line.startswith("ingestor: ") and line.endswith("; refusing to start")
-    assert "INGESTOR_PORT is invalid" in line and "TIKTOK_SHOPS is invalid" in line
+    assert line.startswith("ingestor: ")
+    assert line.endswith("; refusing to start")
+    assert "INGESTOR_PORT is invalid" in line
+    assert "TIKTOK_SHOPS is invalid" in line
     assert SECRET not in result.stderr
 
 
@@ -77,7 +80,8 @@ def refusal_in_process(
         load()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert SECRET not in err and err.count("\n") == 1
+    assert SECRET not in err
+    assert err.count("\n") == 1
     return err.strip()
 
 

@@ -102,7 +102,7 @@ def test_sort_is_newest_update_first_then_id_descending() -> None:
 
 @pytest.mark.parametrize("limit", [0, 201, -1])
 def test_limit_outside_1_to_200_is_refused(limit: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be between 1 and 200"):
         ListParams(limit=limit)
 
 
@@ -235,7 +235,8 @@ def test_search_and_cursor_both_hold() -> None:
 def test_operator_strings_stay_values() -> None:
     injected = '{"$ne": null}'
     query = build_filter(ListParams(shop_id=injected, order_id="$where", search="$gt"))
-    assert query["shop_id"] == injected and query["order_id"] == "$where"
+    assert query["shop_id"] == injected
+    assert query["order_id"] == "$where"
     assert all(not key.startswith("$") or key == "$or" for key in query)
 
 

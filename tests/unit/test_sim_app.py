@@ -71,7 +71,9 @@ async def test_bad_requests_are_refused_with_http_200_and_a_code(
     app = create_app(SimSettings(shops=f"{SHOP}:202309:5"))
     async with http(app) as client:
         answer = await search_202309(client, {}, **kwargs)
-    assert answer["code"] == code and answer["message"] and "data" not in answer
+    assert answer["code"] == code
+    assert answer["message"]
+    assert "data" not in answer
     stats = app.state.sim.stats.as_dict()
     assert stats["refusals"] == {str(code): 1}
 
@@ -81,9 +83,12 @@ async def test_a_signed_request_is_served_and_counted() -> None:
     async with http(app) as client:
         answer = await search_202309(client, {})
         stats = (await client.get("/_sim/stats")).json()
-    assert answer["code"] == 0 and len(answer["data"]["return_orders"]) == 5
-    assert answer["data"]["total_count"] == 5 and answer["data"]["next_page_token"] == ""
-    assert stats["requests"] == {"202309_search": 1} and stats["refusals_total"] == 0
+    assert answer["code"] == 0
+    assert len(answer["data"]["return_orders"]) == 5
+    assert answer["data"]["total_count"] == 5
+    assert answer["data"]["next_page_token"] == ""
+    assert stats["requests"] == {"202309_search": 1}
+    assert stats["refusals_total"] == 0
     assert stats["records_served"] == 5
 
 
@@ -126,8 +131,10 @@ async def test_legacy_search_checks_the_query_access_token_and_pages_by_offset()
 
         first, second = await page(0), await page(100)
         refused = await page(0, token="nope")
-    assert first["code"] == 0 and first["data"]["more"] is True
-    assert second["data"]["more"] is False and len(second["data"]["reverse_list"]) == 50
+    assert first["code"] == 0
+    assert first["data"]["more"] is True
+    assert second["data"]["more"] is False
+    assert len(second["data"]["reverse_list"]) == 50
     assert refused["code"] == ERR_INVALID_ACCESS_TOKEN
 
 
@@ -138,9 +145,11 @@ async def test_faults_are_patched_field_by_field_and_reset() -> None:
         patched = (await client.post("/_sim/faults", json={"delay_ms": 5})).json()
         bad = await client.post("/_sim/faults", json={"no_such_fault": 1})
         reset = (await client.delete("/_sim/faults")).json()
-    assert patched["http_429_every"] == 7 and patched["delay_ms"] == 5
+    assert patched["http_429_every"] == 7
+    assert patched["delay_ms"] == 5
     assert bad.status_code == 422
-    assert reset["http_429_every"] == 0 and reset["delay_ms"] == 0
+    assert reset["http_429_every"] == 0
+    assert reset["delay_ms"] == 0
 
 
 async def test_generate_refuses_to_switch_a_shops_api_generation() -> None:
@@ -153,7 +162,8 @@ async def test_generate_refuses_to_switch_a_shops_api_generation() -> None:
         shops = (await client.get("/_sim/shops")).json()
     assert made.json()["generated"] == 25
     assert clash.status_code == 409
-    assert shops[0]["shop_id"] == SHOP and shops[0]["returns"] == 25
+    assert shops[0]["shop_id"] == SHOP
+    assert shops[0]["returns"] == 25
 
 
 def test_shop_seeds_are_parsed_and_malformed_ones_refused() -> None:
@@ -180,12 +190,14 @@ async def test_advance_pushes_webhooks_signed_with_app_key_and_raw_body() -> Non
         result = (await client.post("/_sim/returns/advance", json={"count": 4})).json()
         stats = (await client.get("/_sim/stats")).json()
     moved = len(result["transitions"])
-    assert moved == 4 and result["webhooks_delivered"] == 8 == len(received)
+    assert moved == 4
+    assert result["webhooks_delivered"] == 8 == len(received)
     for body, signature in received:
         expected = hmac.new(SECRET.encode(), b"dev-app-key" + body, hashlib.sha256).hexdigest()
         assert signature == expected
         assert json.loads(body)["type"] == 12
-    assert stats["webhooks"]["sent"] == 8 and stats["webhooks"]["duplicate"] == 4
+    assert stats["webhooks"]["sent"] == 8
+    assert stats["webhooks"]["duplicate"] == 4
     assert stats["transitions"] == 4
 
 
@@ -204,5 +216,6 @@ async def test_a_refused_webhook_is_delivered_again() -> None:
     async with http(app) as client:
         result = (await client.post("/_sim/returns/advance", json={"count": 1})).json()
     assert result["webhooks_delivered"] == 1
-    assert len(calls) == 2 and calls[0] == calls[1]
+    assert len(calls) == 2
+    assert calls[0] == calls[1]
     assert json.loads(calls[0])["type"] == 2

@@ -35,7 +35,8 @@ def test_events_of_one_return_are_folded_and_counted_per_status() -> None:
     model.apply(deliveries(event("r1", S.AFTERSALE_APPLYING, 1), event("r2", S.COMPLETE, 5),
                            event("r1", S.AFTERSALE_RETURNING, 2)))
     assert model.returns["s:r1"].state.status is S.AFTERSALE_RETURNING
-    assert model.returns["s:r1"].offset == 2 and model.returns["s:r1"].version == 1
+    assert model.returns["s:r1"].offset == 2
+    assert model.returns["s:r1"].version == 1
     assert model.returns["s:r2"].state.status is S.COMPLETE
     assert model.status_counts("s") == {"AFTERSALE_RETURNING": 1, "COMPLETE": 1}
     assert len(model.events["s:r1"]) == 2
@@ -46,7 +47,9 @@ def test_redelivered_records_already_applied_change_nothing() -> None:
     batch = deliveries(event("r1", S.AFTERSALE_APPLYING, 1), event("r1", S.AFTERSALE_RETURNING, 2))
     model.apply(batch)
     again = plan(decode_all(batch), model.load(decode_all(batch)))
-    assert again.changes == [] and again.counts == [] and again.redelivered == 2
+    assert again.changes == []
+    assert again.counts == []
+    assert again.redelivered == 2
 
 
 def test_a_tiktok_duplicate_at_a_new_offset_is_counted_not_applied_twice() -> None:
@@ -77,7 +80,8 @@ def test_a_late_event_is_folded_in_its_place_and_recounted() -> None:
     assert model.returns["s:r1"].state.status is S.CANCEL_SUCCESS
     assert model.status_counts("s") == {"CANCEL_SUCCESS": 1}
     (rejection,) = result.rejections  # RETURNING at 3 now comes after a terminal status
-    assert rejection.event is not None and rejection.event.status is S.AFTERSALE_RETURNING
+    assert rejection.event is not None
+    assert rejection.event.status is S.AFTERSALE_RETURNING
     assert rejection.rejection_id == f"event:{rejection.event.event_id}"
 
 
@@ -86,7 +90,8 @@ def test_a_rejection_the_fold_no_longer_gives_is_withdrawn() -> None:
     first = model.apply(deliveries(event("r1", S.AFTERSALE_APPLYING, 2, T.REFUND_ONLY),
                                    event("r1", S.AFTERSALE_RETURNING, 3, None)))
     (rejected,) = first.rejections
-    assert rejected.reason is RejectionReason.FORBIDDEN_FOR_TYPE and not rejected.withdrawn
+    assert rejected.reason is RejectionReason.FORBIDDEN_FOR_TYPE
+    assert not rejected.withdrawn
     # An earlier event says the request is a return: the parcel status is valid after all,
     # and the event that claimed "refund only" is the odd one out.
     later = model.apply(deliveries(event("r1", S.AFTERSALE_APPLYING, 1), start=2))
@@ -114,14 +119,16 @@ def test_bytes_that_are_not_json_are_rejected_with_their_position() -> None:
     (rejection,) = result.rejections
     assert rejection.reason is RejectionReason.UNDECODABLE
     assert (rejection.source_partition, rejection.source_offset) == (7, 0)
-    assert rejection.raw is not None and rejection.raw.startswith("base64:")
+    assert rejection.raw is not None
+    assert rejection.raw.startswith("base64:")
     assert [c.key for c in result.changes] == ["s:r1"]
 
 
 def test_json_that_is_not_an_event_is_rejected_naming_the_field() -> None:
     (rejection,) = plan(decode_all(deliveries(b'{"shop_id": "s"}')), Loaded()).rejections
     assert rejection.reason is RejectionReason.INVALID_EVENT
-    assert "return_id" in rejection.detail and rejection.shop_id == "s"
+    assert "return_id" in rejection.detail
+    assert rejection.shop_id == "s"
 
 
 def test_an_unknown_status_on_the_topic_is_rejected_as_unknown_status() -> None:
@@ -145,7 +152,8 @@ def test_an_invalid_transition_is_rejected_and_the_return_flagged() -> None:
 def test_a_return_whose_every_event_is_rejected_is_not_stored_but_its_history_is() -> None:
     model = MemoryReadModel()
     model.apply(deliveries(event("r1", S.AFTERSALE_RETURNING, 1, T.REFUND_ONLY)))
-    assert "s:r1" not in model.returns and len(model.events["s:r1"]) == 1
+    assert "s:r1" not in model.returns
+    assert len(model.events["s:r1"]) == 1
     assert model.status_counts("s") == {}
     model.apply(deliveries(event("r1", S.AFTERSALE_APPLYING, 2, None), start=1))
     assert model.returns["s:r1"].state.reverse_type is T.REFUND_ONLY

@@ -63,7 +63,8 @@ def test_first_event_is_accepted_whatever_its_status() -> None:
 def test_valid_transition_is_applied_with_one_history_entry() -> None:
     events = (ev(S.AFTERSALE_APPLYING, 100), ev(S.AFTERSALE_RETURNING, 200))
     state = state_after(*events)
-    assert state.status is S.AFTERSALE_RETURNING and state.update_time == T0 + 200
+    assert state.status is S.AFTERSALE_RETURNING
+    assert state.update_time == T0 + 200
     assert [outcome for _, outcome in timeline(*events)] == [Outcome.APPLIED, Outcome.APPLIED]
 
 
@@ -85,8 +86,10 @@ def test_merging_two_deliveries_of_one_event_does_not_depend_on_their_order() ->
                    details=ReturnDetails(reason="b", reason_text="text")))
     assert merge(a, b) == merge(b, a)
     merged = merge(a, b).event
-    assert merged.details.tracking_number == "T" and merged.details.reason_text == "text"
-    assert merged.reverse_type is T.RETURN_AND_REFUND and merge(a, b).deliveries == 2
+    assert merged.details.tracking_number == "T"
+    assert merged.details.reason_text == "text"
+    assert merged.reverse_type is T.RETURN_AND_REFUND
+    assert merge(a, b).deliveries == 2
 
 
 def test_duplicate_delivery_changes_nothing_but_the_count() -> None:
@@ -100,7 +103,8 @@ def test_duplicate_delivery_changes_nothing_but_the_count() -> None:
 def test_a_late_older_event_takes_its_place_and_leaves_the_newer_status() -> None:
     events = (ev(S.AFTERSALE_RETURNING, 200), ev(S.AFTERSALE_APPLYING, 100))
     state = state_after(*events)
-    assert state.status is S.AFTERSALE_RETURNING and state.update_time == T0 + 200
+    assert state.status is S.AFTERSALE_RETURNING
+    assert state.update_time == T0 + 200
     assert timeline(*events) == [(S.AFTERSALE_APPLYING, Outcome.APPLIED),
                                  (S.AFTERSALE_RETURNING, Outcome.APPLIED)]
 
@@ -111,7 +115,8 @@ def test_an_appeal_and_a_rejection_in_the_same_second_end_alike_in_both_orders()
     pair = [ev(S.AFTERSALE_APPLYING, 200), ev(S.AFTERSALE_REJECT_APPLICATION, 200)]
     one, other = fold_events([start, *pair]), fold_events([start, *reversed(pair)])
     assert one == other
-    assert one.state is not None and one.state.status is S.AFTERSALE_REJECT_APPLICATION
+    assert one.state is not None
+    assert one.state.status is S.AFTERSALE_REJECT_APPLICATION
     assert not one.state.anomaly
 
 
@@ -143,7 +148,8 @@ def test_move_out_of_a_terminal_status_is_rejected_and_flags_an_anomaly() -> Non
     assert verdict_of(folded, late).outcome is Outcome.REJECTED
     assert verdict_of(folded, late).reason is RejectionReason.INVALID_TRANSITION
     assert folded.state is not None
-    assert folded.state.status is S.COMPLETE and folded.state.anomaly
+    assert folded.state.status is S.COMPLETE
+    assert folded.state.anomaly
 
 
 def test_an_invalid_newer_event_is_rejected_even_when_it_arrives_first() -> None:
@@ -152,7 +158,9 @@ def test_an_invalid_newer_event_is_rejected_even_when_it_arrives_first() -> None
     first = fold_events([invalid, *valid])
     last = fold_events([*valid, invalid])
     assert first == last
-    assert first.state is not None and first.state.status is S.COMPLETE and first.state.anomaly
+    assert first.state is not None
+    assert first.state.status is S.COMPLETE
+    assert first.state.anomaly
     assert verdict_of(first, invalid).outcome is Outcome.REJECTED
 
 
@@ -163,14 +171,16 @@ def test_a_late_event_can_turn_an_applied_one_into_a_rejected_one() -> None:
     cancel = ev(S.CANCEL_SUCCESS, 200)
     after = fold_events([applying, returning, cancel])
     assert verdict_of(after, returning).outcome is Outcome.REJECTED
-    assert after.state is not None and after.state.status is S.CANCEL_SUCCESS
+    assert after.state is not None
+    assert after.state.status is S.CANCEL_SUCCESS
 
 
 def test_refund_only_request_can_never_enter_returning() -> None:
     returning = ev(S.AFTERSALE_RETURNING, 200, rtype=None)
     folded = fold_events([ev(S.AFTERSALE_APPLYING, 100, rtype=T.REFUND_ONLY), returning])
     assert verdict_of(folded, returning).reason is RejectionReason.FORBIDDEN_FOR_TYPE
-    assert folded.state is not None and folded.state.status is S.AFTERSALE_APPLYING
+    assert folded.state is not None
+    assert folded.state.status is S.AFTERSALE_APPLYING
 
 
 def test_the_type_of_a_request_is_known_from_any_of_its_events() -> None:
@@ -178,7 +188,8 @@ def test_the_type_of_a_request_is_known_from_any_of_its_events() -> None:
     returning = ev(S.AFTERSALE_RETURNING, 100, rtype=None)
     folded = fold_events([returning, ev(S.AFTERSALE_SUCCESS, 200, rtype=T.REFUND_ONLY)])
     assert verdict_of(folded, returning).reason is RejectionReason.FORBIDDEN_FOR_TYPE
-    assert folded.state is not None and folded.state.reverse_type is T.REFUND_ONLY
+    assert folded.state is not None
+    assert folded.state.reverse_type is T.REFUND_ONLY
 
 
 def test_an_event_claiming_another_type_is_rejected_as_invalid() -> None:
@@ -198,7 +209,8 @@ def test_same_status_with_newer_time_updates_details_without_transition() -> Non
     events = (ev(S.AFTERSALE_BUYER_SHIPPED, 100),
               ev(S.AFTERSALE_BUYER_SHIPPED, 150, details=ReturnDetails(tracking_number="TRK1")))
     state = state_after(*events)
-    assert state.status is S.AFTERSALE_BUYER_SHIPPED and state.update_time == T0 + 150
+    assert state.status is S.AFTERSALE_BUYER_SHIPPED
+    assert state.update_time == T0 + 150
     assert state.details.tracking_number == "TRK1"
     assert timeline(*events)[-1][1] is Outcome.DETAILS_UPDATED
 
@@ -208,7 +220,8 @@ def test_details_an_event_does_not_know_are_kept() -> None:
         ev(S.AFTERSALE_APPLYING, 100, details=ReturnDetails(reason="damaged")),
         ev(S.AFTERSALE_RETURNING, 200, details=ReturnDetails(tracking_number="TRK")),
     )
-    assert state.details.reason == "damaged" and state.details.tracking_number == "TRK"
+    assert state.details.reason == "damaged"
+    assert state.details.tracking_number == "TRK"
 
 
 def test_a_first_event_forbidden_for_its_type_is_rejected_without_a_return() -> None:
@@ -247,7 +260,8 @@ def test_a_parcel_status_for_a_refund_only_request_is_rejected_even_when_old() -
     old = ev(S.AFTERSALE_BUYER_SHIPPED, 100, rtype=None)
     folded = fold_events([ev(S.AFTERSALE_SUCCESS, 500, rtype=T.REFUND_ONLY), old])
     assert verdict_of(folded, old).reason is RejectionReason.FORBIDDEN_FOR_TYPE
-    assert folded.state is not None and folded.state.status is S.AFTERSALE_SUCCESS
+    assert folded.state is not None
+    assert folded.state.status is S.AFTERSALE_SUCCESS
 
 
 def test_folding_on_from_a_state_equals_folding_everything_again() -> None:

@@ -176,13 +176,15 @@ async def harness() -> AsyncIterator[Harness]:
 async def test_a_sync_publishes_every_return_and_sets_the_checkpoint(harness: Harness) -> None:
     result, job = await harness.run()
     assert result == SyncResult.SUCCEEDED
-    assert job["status"] == "succeeded" and job["error"] is None
+    assert job["status"] == "succeeded"
+    assert job["error"] is None
     assert (job["pages"], job["returns_seen"], job["events_published"], job["rejected"]) == \
         (5, 230, 230, 0)
     assert {e.return_id for e in harness.bus.events} == \
         {r.return_id for r in harness.sim.store.returns(SHOP)}
     checkpoint = harness.store.checkpoints[SHOP]
-    assert checkpoint["synced_until"] == job["until"] and "lease" not in checkpoint
+    assert checkpoint["synced_until"] == job["until"]
+    assert "lease" not in checkpoint
 
 
 async def test_the_next_sync_resumes_from_the_checkpoint_minus_the_overlap(
@@ -211,7 +213,8 @@ async def test_a_refused_token_fails_the_job_and_keeps_the_checkpoint(harness: H
     harness.sim.faults.expire_token = True
     result, job = await harness.run()
     assert result == SyncResult.FAILED
-    assert "access token expired" in job["error"] and "105002" in job["error"]
+    assert "access token expired" in job["error"]
+    assert "105002" in job["error"]
     assert harness.store.checkpoints[SHOP] == before
 
 
@@ -220,28 +223,34 @@ async def test_a_sync_failing_half_way_leaves_the_checkpoint(harness: Harness) -
     result, job = await harness.run()
     assert result == SyncResult.FAILED
     assert "Kafka did not acknowledge" in job["error"]
-    assert job["pages"] == 2 and job["events_published"] == 100
+    assert job["pages"] == 2
+    assert job["events_published"] == 100
     assert harness.store.checkpoints[SHOP].get("synced_until") is None
     assert "lease" not in harness.store.checkpoints[SHOP]
     # Run again: everything, from the start.
     harness.bus.fail_after_batches = None
     result, job = await harness.run()
-    assert result == SyncResult.SUCCEEDED and job["since"] == 0 and job["returns_seen"] == 230
+    assert result == SyncResult.SUCCEEDED
+    assert job["since"] == 0
+    assert job["returns_seen"] == 230
 
 
 async def test_throttling_is_retried(harness: Harness) -> None:
     harness.sim.faults.http_429_every = 2
     harness.sim.faults.retry_after_s = 0
     result, job = await harness.run()
-    assert result == SyncResult.SUCCEEDED and job["returns_seen"] == 230
+    assert result == SyncResult.SUCCEEDED
+    assert job["returns_seen"] == 230
 
 
 async def test_unknown_shops_and_missing_configuration_fail_clearly(harness: Harness) -> None:
     result, job = await harness.run(shop_id="not-configured")
-    assert result == SyncResult.FAILED and "not in TIKTOK_SHOPS" in job["error"]
+    assert result == SyncResult.FAILED
+    assert "not in TIKTOK_SHOPS" in job["error"]
     harness.service.settings.tiktok_api_base_url = ""
     result, job = await harness.run()
-    assert result == SyncResult.FAILED and "TIKTOK_API_BASE_URL" in job["error"]
+    assert result == SyncResult.FAILED
+    assert "TIKTOK_API_BASE_URL" in job["error"]
 
 
 async def test_a_shop_whose_lease_is_held_elsewhere_is_not_synced_twice(
@@ -250,14 +259,16 @@ async def test_a_shop_whose_lease_is_held_elsewhere_is_not_synced_twice(
     other = await harness.store.acquire_lease(SHOP, "other-command", 60)
     assert other is not None
     result, job = await harness.run()
-    assert result == SyncResult.FAILED and "other-command" in job["error"]
+    assert result == SyncResult.FAILED
+    assert "other-command" in job["error"]
     assert harness.bus.events == []
     assert harness.store.checkpoints[SHOP]["lease"]["token"] == other.token
 
 
 async def test_since_after_until_fails_the_job(harness: Harness) -> None:
     result, job = await harness.run(since=100, until=50)
-    assert result == SyncResult.FAILED and "after" in job["error"]
+    assert result == SyncResult.FAILED
+    assert "after" in job["error"]
 
 
 async def test_an_undecodable_command_goes_to_the_rejected_topic(harness: Harness) -> None:
@@ -280,7 +291,8 @@ async def test_a_legacy_webhook_is_enriched_in_the_background(harness: Harness) 
     (snapshot,) = harness.bus.events
     assert snapshot.event_id == webhook_event.event_id  # the same change: one history entry
     assert snapshot.source == EventSource.SYNC_LEGACY
-    assert snapshot.details.refund is not None and snapshot.details.items
+    assert snapshot.details.refund is not None
+    assert snapshot.details.items
 
 
 async def test_enrichment_failures_are_counted_not_raised(harness: Harness) -> None:
@@ -292,7 +304,8 @@ async def test_enrichment_failures_are_counted_not_raised(harness: Harness) -> N
     harness.service.enrich_later(event.model_copy(update={"shop_id": "not-configured"}))
     await asyncio.sleep(0.3)
     failed = harness.service.metrics.enrichments.labels(result="failed")._value.get()
-    assert failed == 1 and harness.bus.events == []
+    assert failed == 1
+    assert harness.bus.events == []
 
 
 async def test_the_reconciler_asks_for_a_sync_of_every_shop(harness: Harness) -> None:
@@ -307,5 +320,6 @@ async def test_the_reconciler_asks_for_a_sync_of_every_shop(harness: Harness) ->
         await asyncio.sleep(0.02)
     await harness.service.stop()
     shops = [c.shop_id for c in harness.bus.commands]
-    assert shops[:2] == [SHOP, LEGACY_SHOP] and len(shops) >= 4
+    assert shops[:2] == [SHOP, LEGACY_SHOP]
+    assert len(shops) >= 4
     assert {c.requested_by for c in harness.bus.commands} == {"reconciler"}

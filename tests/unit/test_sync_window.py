@@ -79,9 +79,12 @@ def test_a_sync_rejection_id_depends_on_the_record_only() -> None:
     again = sync_rejection(rejected({"return_status": "X", "return_id": "r1"}), datetime.now(UTC))
     other = sync_rejection(rejected({"return_id": "r1", "return_status": "Y"}), AT)
     assert one.rejection_id == again.rejection_id != other.rejection_id
-    assert one.stage == "ingestor" and one.shop_id == "shop-1" and one.return_id == "r1"
+    assert one.stage == "ingestor"
+    assert one.shop_id == "shop-1"
+    assert one.return_id == "r1"
     assert one.detail.startswith("sync_202309: ")
-    assert one.raw is not None and '"return_status":"X"' in one.raw
+    assert one.raw is not None
+    assert '"return_status":"X"' in one.raw
 
 
 def test_an_undecodable_command_is_rejected_with_where_it_was() -> None:
@@ -89,7 +92,8 @@ def test_an_undecodable_command_is_rejected_with_where_it_was() -> None:
     assert rejection.reason == RejectionReason.UNDECODABLE
     assert (rejection.source_topic, rejection.source_partition, rejection.source_offset) == \
         (SYNC_COMMANDS_TOPIC, 3, 42)
-    assert rejection.raw is not None and rejection.raw.startswith("base64:")
+    assert rejection.raw is not None
+    assert rejection.raw.startswith("base64:")
     same = undecodable_command(b"\xffnot json", "other detail", 0, 0, AT)
     assert rejection.rejection_id == same.rejection_id
 
@@ -98,7 +102,9 @@ def test_api_errors_read_well() -> None:
     text = api_error_text(TikTokApiError(105001, "invalid access_token", False, http_status=200,
                                          request_id="req-1"))
     assert text.startswith("TikTok API refused the request: invalid access token")
-    assert "code 105001" in text and "request_id req-1" in text
+    assert "code 105001" in text
+    assert "request_id req-1" in text
     throttled = api_error_text(TikTokApiError(None, "HTTP 429 Too Many Requests", True,
                                               http_status=429))
-    assert "rate limited" in throttled and "gave up after retries" in throttled
+    assert "rate limited" in throttled
+    assert "gave up after retries" in throttled

@@ -181,9 +181,11 @@ async def test_persistent_server_errors_give_up_after_max_attempts() -> None:
     sleep = RecordingSleep()
     with pytest.raises(TikTokApiError) as caught:
         await collect(client_for(app, "202309", sleep=sleep, max_attempts=4))
-    assert caught.value.retryable and caught.value.http_status == 500
+    assert caught.value.retryable
+    assert caught.value.http_status == 500
     assert state.searches == 4
-    assert len(sleep.calls) == 3 and all(0 <= s <= 0.005 for s in sleep.calls)
+    assert len(sleep.calls) == 3
+    assert all(0 <= s <= 0.005 for s in sleep.calls)
 
 
 async def test_connection_errors_are_retried() -> None:
@@ -231,7 +233,8 @@ async def test_access_token_and_secret_never_reach_the_logs(
         await collect(client_for(app, "legacy"))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "reverse_order/list" in text  # the request was logged...
-    assert "dev-access-token" not in text and "dev-app-secret" not in text  # ...redacted
+    assert "dev-access-token" not in text
+    assert "dev-app-secret" not in text
 
 
 def test_202309_config_requires_shop_cipher() -> None:
@@ -243,4 +246,5 @@ def test_202309_config_requires_shop_cipher() -> None:
 def test_config_repr_hides_secrets() -> None:
     config = TikTokClientConfig(base_url="http://x", app_key="k", app_secret="s3cr3t",
                                 access_token="t0k3n", shop_id=SHOP, api_version="legacy")
-    assert "s3cr3t" not in repr(config) and "t0k3n" not in repr(config)
+    assert "s3cr3t" not in repr(config)
+    assert "t0k3n" not in repr(config)

@@ -106,7 +106,8 @@ def test_202309_record_maps_with_all_details_and_folds_unit_lines_into_quantitie
 
 def test_legacy_closed_status_maps() -> None:
     event = map_legacy_record({**legacy(), "reverse_status_value": 99}, SHOP)
-    assert isinstance(event, ReturnEvent) and event.status is ReturnStatus.CLOSED
+    assert isinstance(event, ReturnEvent)
+    assert event.status is ReturnStatus.CLOSED
 
 
 def test_legacy_cancel_reverse_type_is_rejected_as_unsupported_type() -> None:
@@ -166,7 +167,8 @@ def test_negative_quantity_is_rejected_through_contract_validation() -> None:
     record = legacy()
     record["return_item_list"][0]["return_quantity"] = -1
     result = map_legacy_record(record, SHOP)
-    assert isinstance(result, Rejected) and result.reason is RejectionReason.INVALID_EVENT
+    assert isinstance(result, Rejected)
+    assert result.reason is RejectionReason.INVALID_EVENT
 
 
 def with_item(record: dict[str, Any], list_key: str, **changes: Any) -> dict[str, Any]:
@@ -243,7 +245,8 @@ def test_impossible_records_go_to_the_rejected_topic_named_by_shop_and_record() 
     result = map_202309_record({**v202309(), "update_time": 10**19}, SHOP)
     assert isinstance(result, Rejected)
     rejection = sync_rejection(result, datetime.now(UTC))
-    assert rejection.reason is RejectionReason.INVALID_EVENT and rejection.stage == "ingestor"
+    assert rejection.reason is RejectionReason.INVALID_EVENT
+    assert rejection.stage == "ingestor"
     assert (rejection.shop_id, rejection.return_id) == (SHOP, "4035318504086000000")
     assert rejection.detail.startswith("sync_202309: update_time ")
     assert str(10**19) in (rejection.raw or "")
@@ -257,12 +260,14 @@ def test_a_rejection_names_no_return_whose_id_is_impossible() -> None:
 
 def test_a_record_that_is_not_an_object_is_rejected_as_undecodable() -> None:
     result = map_202309_record(["not", "a", "record"], SHOP)
-    assert isinstance(result, Rejected) and result.reason is RejectionReason.UNDECODABLE
+    assert isinstance(result, Rejected)
+    assert result.reason is RejectionReason.UNDECODABLE
 
 
 def test_empty_refund_means_amount_unknown() -> None:
     event = map_legacy_record({**legacy(), "refund_total": ""}, SHOP)
-    assert isinstance(event, ReturnEvent) and event.details.refund is None
+    assert isinstance(event, ReturnEvent)
+    assert event.details.refund is None
 
 
 def test_record_update_time_reads_both_generations() -> None:
@@ -283,7 +288,8 @@ def test_simulator_renderings_of_one_return_map_to_the_same_details_in_both_gene
     for ret in generate_returns(store, rng, "shop", 60, "202309", now=1_750_000_000):
         ret_as_202309 = map_202309_record(v202309_record(ret), SHOP)
         ret_as_legacy = map_legacy_record(legacy_record(ret), SHOP)
-        assert isinstance(ret_as_202309, ReturnEvent) and isinstance(ret_as_legacy, ReturnEvent)
+        assert isinstance(ret_as_202309, ReturnEvent)
+        assert isinstance(ret_as_legacy, ReturnEvent)
         for field in ("status", "update_time", "reverse_type", "order_id"):
             assert getattr(ret_as_202309, field) == getattr(ret_as_legacy, field)
         a, b = ret_as_202309.details, ret_as_legacy.details

@@ -34,4 +34,6 @@ def test_changing_the_body_changes_the_signature() -> None:
 
 def test_signature_is_lowercase_hex_of_sha256() -> None:
     sign = sign_request("s", "/p", {}, None)
-    assert len(sign) == 64 and sign == sign.lower() and int(sign, 16) >= 0
+    assert len(sign) == 64
+    assert sign == sign.lower()
+    assert int(sign, 16) >= 0

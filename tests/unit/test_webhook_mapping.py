@@ -324,7 +324,8 @@ def test_an_invalid_webhook_is_published_with_its_body_and_a_deterministic_id() 
     first = webhook_rejection(rejection, raw, at=NOW)
     again = webhook_rejection(rejection, raw, at=datetime.now(UTC))
     assert first.rejection_id == again.rejection_id
-    assert first.raw == raw.decode() and first.stage == "ingestor"
+    assert first.raw == raw.decode()
+    assert first.stage == "ingestor"
     assert first.detail.startswith("webhook_202309: invalid webhook: data.update_time")
 
 

@@ -17,7 +17,8 @@ BODY = b'{"type": 2, "shop_id": "1"}'
 def test_signature_is_lowercase_hex_hmac_sha256_of_app_key_and_body_keyed_by_secret() -> None:
     expected = hmac.new(SECRET.encode(), KEY.encode() + BODY, hashlib.sha256).hexdigest()
     assert webhook_signature(KEY, SECRET, BODY) == expected
-    assert expected == expected.lower() and len(expected) == 64
+    assert expected == expected.lower()
+    assert len(expected) == 64
 
 
 def test_correct_signature_is_accepted() -> None:

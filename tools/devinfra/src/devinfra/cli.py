@@ -16,6 +16,7 @@ from devinfra.infra import Infra
 from devinfra.install import InstallError
 from devinfra.install import install as do_install
 from devinfra.proc import ServerStartError, port_is_free
+from devinfra.stack import run as run_stack
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -98,8 +99,6 @@ def run(
     """Start the infrastructure, the three services and (without a TikTok API) the TikTok
     Shop simulator; print where to look; stop everything on Ctrl-C, SIGTERM, SIGHUP or when
     the parent process dies."""
-    from devinfra.stack import run as run_stack
-
     _setup_logging(verbose)
     try:
         run_stack(data_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pymongo import MongoClient
+
 from devinfra.install import InstalledPaths
 from devinfra.postgres import FERRET_DB
 from devinfra.proc import ManagedProcess, ServerStartError, pick_port, tcp_connectable, wait_until
@@ -62,8 +64,6 @@ class FerretDBServer(Server):
             raise ServerStartError("ferretdb not started")
 
         def ping() -> bool:
-            from pymongo import MongoClient
-
             client: MongoClient[dict[str, Any]] = MongoClient(
                 self.url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
             )

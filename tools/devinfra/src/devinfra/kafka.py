@@ -8,6 +8,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from devinfra.install import InstalledPaths
 from devinfra.proc import ManagedProcess, ServerStartError, pick_port, tcp_connectable, wait_until
 from devinfra.server import HOST, Server, run_async_probe, run_checked
@@ -187,8 +189,6 @@ class KafkaServer(Server):
         )
 
     async def _probe(self) -> bool:
-        from aiokafka.admin import AIOKafkaAdminClient
-
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
         await admin.start()
         try:

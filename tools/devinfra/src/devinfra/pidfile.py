@@ -19,6 +19,8 @@ import psutil
 log = logging.getLogger("devinfra")
 
 STOP_TIMEOUT = 10.0
+# a pid is ours only if its process started when the file says (pids are reused)
+START_TIME_TOLERANCE_S = 0.01
 
 
 def write(path: Path, pid: int, stop_signal: signal.Signals) -> None:
@@ -43,7 +45,7 @@ def _recorded(path: Path) -> tuple[psutil.Process, signal.Signals] | None:
     try:
         record = json.loads(path.read_text())
         process = psutil.Process(int(record["pid"]))
-        if abs(process.create_time() - float(record["create_time"])) > 0.01:
+        if abs(process.create_time() - float(record["create_time"])) > START_TIME_TOLERANCE_S:
             return None
         return process, signal.Signals[record["stop_signal"]]
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):

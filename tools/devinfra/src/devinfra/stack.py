@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 from types import FrameType
 
@@ -69,7 +70,7 @@ def _start(spec: Service, data_dir: Path) -> ManagedProcess:
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
+            return bool(response.status == HTTPStatus.OK)
     except OSError:
         return False
 
