@@ -8,6 +8,7 @@ from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
 from ingestor.metrics import IngestorMetrics
 from ingestor.settings import settings_or_exit
+from ingestor.shops.service import Shops
 from ingestor.sync import SyncService
 from runtime.logs import configure_logging
 
@@ -21,8 +22,11 @@ def main() -> None:
     # registered here, on `bus.broker`, before the app starts it.
     sync = SyncService(settings, bus, metrics)
     sync.register(bus.broker)
+    assert sync.mongo is not None
+    shops = Shops(settings, sync.mongo)  # connected shops, their tokens; one MongoDB pool
     app = create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
-                     background=[sync])
+                     background=[shops, sync])
+    app.include_router(shops.router())  # TikTok's authorization callback
     uvicorn.run(app, host=settings.ingestor_host, port=settings.ingestor_port,
                 log_config=None, proxy_headers=False)
 
