@@ -132,7 +132,7 @@ class SimAuth:
     def authorize(self) -> str:
         shops = self.next_shops or tuple(
             s for s, version in self.store.shops().items() if version == "202309")
-        code = secrets.token_urlsafe(24)
+        code = "sim-ac-" + secrets.token_urlsafe(24)
         self.codes[code] = (shops, self.clock() + CODE_LIFE_S)
         self.counts["authorizations"] += 1
         return code
