@@ -51,6 +51,7 @@ def system(kafka_bootstrap: str, mongodb_url: str, log_root: Path) -> Iterator[S
 
 
 def stored_shop(mongodb_url: str, database: str, shop_id: str) -> dict[str, Any]:
+    client: MongoClient[dict[str, Any]]
     with MongoClient(mongodb_url) as client:
         doc = client[database][SHOPS_COLLECTION].find_one({"_id": shop_id})
     assert doc is not None

@@ -109,3 +109,18 @@ def test_the_ingestor_and_query_api_require_their_secrets() -> None:
     assert required(IngestorSettings) == {"TIKTOK_APP_KEY", "TIKTOK_APP_SECRET",
                                           "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET"}
     assert required(QueryApiSettings) == {"QUERY_API_TOKENS", "OAUTH_STATE_SECRET"}
+
+
+WORKSPACE_FOLDERS = {"returns-contracts": "contracts", "returns-runtime": "runtime"}
+
+
+@pytest.mark.parametrize("service", ["ingestor", "query_api", "state_machine"])
+def test_each_image_copies_and_installs_every_workspace_package_its_service_needs(
+    service: str,
+) -> None:
+    pyproject = (ROOT / "services" / service / "pyproject.toml").read_text()
+    needed = [folder for name, folder in WORKSPACE_FOLDERS.items() if f'"{name}"' in pyproject]
+    dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
+    for folder in needed:
+        assert f"COPY {folder}/ /src/{folder}/" in dockerfile, folder
+        assert f" /src/{folder} " in dockerfile.split("pip install", 1)[1].split("\n", 1)[0], folder

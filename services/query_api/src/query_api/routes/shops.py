@@ -9,7 +9,7 @@
 - `POST /api/v1/shops/{shop_id}/disconnect`: stops using the shop (its tokens are deleted).
 - `GET /shops`: the dashboard's Shops page.
 
-Register with `app.include_router(shops_router(settings))`.
+Registered by `query_api.api` with `app.include_router(shops_router(settings))`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from contracts.shops import (
 )
 from query_api.auth import Caller
 from query_api.models import ErrorMessage
+from query_api.routes.dashboard import PAGE_HEADERS, STATIC_DIR
 from query_api.settings import Settings
 from runtime.oauth_state import sign_state
 
@@ -161,8 +162,6 @@ def shops_router(settings: Settings) -> APIRouter:
 
     @router.get("/shops", include_in_schema=False)
     async def shops_page() -> FileResponse:
-        from query_api.api import PAGE_HEADERS, STATIC_DIR  # the dashboard's own page rules
-
         return FileResponse(STATIC_DIR / "shops.html", headers=PAGE_HEADERS)
 
     return router
