@@ -17,6 +17,8 @@ from typing import Protocol
 
 import pytest
 
+from devinfra import Infra
+
 # Test-only values of the secrets every ingestor and query API requires for shops (issue 16):
 # Settings built in tests and the services they start (which inherit the environment) get
 # them; a test of the refusal without them removes them first.
@@ -75,8 +77,6 @@ class LocalInfra:
     local = True
 
     def __init__(self, data_dir: Path) -> None:
-        from devinfra import Infra
-
         self._infra = Infra(data_dir, durable=False)
 
     @property

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.statuses import LEGACY_STATUS_CODES, V202309_STATUS_NAMES
 from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from tests.integration.conftest import (
     APP_KEY,
@@ -108,8 +109,6 @@ class Sim:
 
 def canonical(record: dict[str, Any]) -> tuple[str, str, int]:
     """(return id, canonical status, update_time) of a raw record of either generation."""
-    from contracts.statuses import LEGACY_STATUS_CODES, V202309_STATUS_NAMES
-
     if "reverse_order_id" in record:
         return (str(record["reverse_order_id"]),
                 LEGACY_STATUS_CODES[int(record["reverse_status_value"])].value,

@@ -50,6 +50,24 @@ class MemoryReadModel:
         )
 
     def save(self, result: BatchPlan, crash_after: str = "") -> bool:
+        """The adapter's write order: counts, history, rejections, returns; False where the
+        adapter's conditional write would be refused; `Crash` after the step named."""
+        if not self._save_counts(result):
+            return False
+        if crash_after == "counts":
+            raise Crash
+        if not self._save_events(result):
+            return False
+        if crash_after == "events":
+            raise Crash
+        for rejection in result.rejections:  # recorded as the state machine records them
+            if not rejection.withdrawn or rejection.rejection_id in self.rejections:
+                self.rejections[rejection.rejection_id] = rejection
+        if crash_after == "published":
+            raise Crash
+        return self._save_returns(result)
+
+    def _save_counts(self, result: BatchPlan) -> bool:
         for count in result.counts:
             pair = (count.shop_id, count.partition)
             offset = self.counts[pair][0] if pair in self.counts else None
@@ -59,21 +77,18 @@ class MemoryReadModel:
             counts.update(count.delta)  # adds, negative numbers included
             self.counts[pair] = (count.offset, counts)
             self.days.setdefault(pair, Counter()).update(count.day_delta)
-        if crash_after == "counts":
-            raise Crash
+        return True
+
+    def _save_events(self, result: BatchPlan) -> bool:
         for change in result.changes:
             history = self.events.setdefault(change.key, {})
             for record in change.events:  # through the stored document's shape
                 if record.event.event_id in change.new_events and record.event.event_id in history:
                     return False  # an insert of an existing document: the adapter's refusal
                 history[record.event.event_id] = stored_event(record.model_dump(mode="json"))
-        if crash_after == "events":
-            raise Crash
-        for rejection in result.rejections:  # recorded as the state machine records them
-            if not rejection.withdrawn or rejection.rejection_id in self.rejections:
-                self.rejections[rejection.rejection_id] = rejection
-        if crash_after == "published":
-            raise Crash
+        return True
+
+    def _save_returns(self, result: BatchPlan) -> bool:
         for change in result.changes:
             stored = self.returns.get(change.key)
             if (stored.version if stored else None) != change.expected_version:

@@ -17,13 +17,13 @@ from pymongo import AsyncMongoClient
 from contracts.messages import EventSource, RejectedEvent, ReturnEvent, SyncCommand
 from contracts.read_model import FINISHED_JOB_STATUSES as FINISHED
 from contracts.read_model import JobStatus
-from contracts.read_model import queued_sync_job as queued_job
 from contracts.statuses import ReturnStatus
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, SyncResult
 from ingestor.settings import Settings, ShopConfig
 from ingestor.sync import SyncService
-from ingestor.sync_jobs import Checkpoint, Document, Lease
+from runtime.sync_jobs import Checkpoint, Document, Lease
+from runtime.sync_jobs import queued_sync_job as queued_job
 from tiktok_sim.app import SimState, create_app
 from tiktok_sim.protocol import shop_cipher_for
 from tiktok_sim.settings import SimSettings

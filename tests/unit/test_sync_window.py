@@ -8,12 +8,11 @@ import pytest
 
 from contracts.messages import EventSource, RejectionReason
 from contracts.topics import SYNC_COMMANDS_TOPIC
-from ingestor.rejections import Rejected, sync_rejection
+from ingestor.rejections import Rejected, sync_rejection, undecodable_command
 from ingestor.sync import (
     WindowError,
     api_error_text,
     resolve_window,
-    undecodable_command,
 )
 from ingestor.tiktok_client import TikTokApiError
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent, SyncCommand
+from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
 from contracts.statuses import ReturnStatus, ReverseType
 
 RETURNS_COLLECTION_PREFIX = "returns"
@@ -198,7 +197,8 @@ REJECTIONS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
 
 
 # `sync_jobs`: one document per sync command (`_id` = command id), written by the query API
-# (queued, before it publishes the command) and by the ingestor (everything after).
+# (queued, before it publishes the command) and by the ingestor (everything after), both
+# through `runtime.sync_jobs`.
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -212,24 +212,3 @@ SYNC_JOBS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("created_at", -1)], "shop_created"),
     ([("shop_id", 1), ("status", 1), ("created_at", -1)], "shop_status_created"),
 )
-
-
-def queued_sync_job(command: SyncCommand, created_at: datetime | None = None) -> dict[str, Any]:
-    """The `sync_jobs` document of a command nobody has started yet."""
-    return {
-        "_id": str(command.command_id),
-        "shop_id": command.shop_id,
-        "status": JobStatus.QUEUED.value,
-        "since": command.since,
-        "until": command.until,
-        "requested_by": command.requested_by,
-        "pages": 0,
-        "returns_seen": 0,
-        "events_published": 0,
-        "rejected": 0,
-        "error": None,
-        "attempts": 0,
-        "created_at": created_at or command.requested_at,
-        "started_at": None,
-        "finished_at": None,
-    }

@@ -65,7 +65,7 @@ async def until_done(
     if stop is not None and stop.is_set():
         raise Stopped(what)
     async for attempt in AsyncRetrying(
-        wait=wait_exponential_jitter(initial=initial_s, max=max_s),
+        wait=wait_exponential_jitter(multiplier=initial_s, max=max_s),
         retry=retry_if_exception(_predicate(retry_on)),
         before_sleep=before_sleep,
         sleep=sleep,

@@ -36,6 +36,7 @@ from ingestor.webhooks import (
     parse_webhook,
     shape_rejection,
 )
+from runtime.retry import until_done
 
 WEBHOOK_PATH = "/webhooks/tiktok"
 SIGNATURE_HEADER = "Authorization"
@@ -76,24 +77,23 @@ async def _read_body(request: Request, limit: int) -> bytes:
 async def _connect_until_up(
     bus: KafkaBus, settings: Settings, first_attempt_done: asyncio.Event
 ) -> None:
-    """Connect to Kafka, retrying with backoff: the app serves (503s) while Kafka is down."""
-    backoff = 1.0
-    while True:
+    """Connect to Kafka, retrying with backoff: the app serves (503s) while Kafka is down.
+    `first_attempt_done` is set once the first attempt is over, connected or not."""
+
+    async def attempt() -> None:
         try:
             async with asyncio.timeout(settings.kafka_connect_timeout_s):
                 await bus.start()
-        except Exception as exc:  # any failure to connect is retried
+        except Exception:  # any failure to connect is retried
             first_attempt_done.set()
-            log.warning("kafka_connect_failed", error=repr(exc), retry_in_s=backoff,
-                        bootstrap_servers=settings.kafka_bootstrap_servers)
             with contextlib.suppress(Exception):
                 await bus.stop()  # reset a half-started broker before the next attempt
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_MAX_BACKOFF_S)
-        else:
-            first_attempt_done.set()
-            log.info("kafka_connected", bootstrap_servers=settings.kafka_bootstrap_servers)
-            return
+            raise
+        first_attempt_done.set()
+
+    await until_done(f"connect to Kafka at {settings.kafka_bootstrap_servers}", attempt,
+                     retry_on=Exception, initial_s=1.0, max_s=RECONNECT_MAX_BACKOFF_S)
+    log.info("kafka_connected", bootstrap_servers=settings.kafka_bootstrap_servers)
 
 
 def create_app(

@@ -1,10 +1,10 @@
 """What the ingestor cannot map, as the rejected topic keeps it: never guessed at, never dropped.
 
 A webhook or a sync record that is refused becomes a `Rejected` value (pure mapping code never
-raises for bad input); the edge turns it into a `RejectedEvent` here and publishes it to
-REJECTED_TOPIC, where the state machine records it for `GET /api/v1/rejections`. Rejection ids
-are deterministic, so the same input refused twice (a TikTok retry, a sync run again) is one
-rejection.
+raises for bad input), and a sync command that cannot be decoded is refused as it came; the
+edge turns them into a `RejectedEvent` here and publishes it to REJECTED_TOPIC, where the state
+machine records it for `GET /api/v1/rejections`. Rejection ids are deterministic, so the same
+input refused twice (a TikTok retry, a sync run again) is one rejection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.limits import Id
 from contracts.messages import EventSource, RejectedEvent, RejectionReason, raw_text
+from contracts.topics import SYNC_COMMANDS_TOPIC
 
 _ID = TypeAdapter[str](Id)
 
@@ -73,3 +74,22 @@ def sync_rejection(rejected: Rejected, at: datetime) -> RejectedEvent:
     raw = json.dumps(rejected.raw, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(f"{rejected.shop_id}\n{raw}".encode()).hexdigest()
     return _event(rejected, f"ingestor-sync:{digest}", raw, at)
+
+
+def undecodable_command(
+    value: bytes | None, detail: str, partition: int | None, offset: int | None, at: datetime
+) -> RejectedEvent:
+    """A sync command that is not a `SyncCommand`, with its bytes and where it was read; the id
+    depends on the bytes only."""
+    body = value or b""
+    return RejectedEvent(
+        rejection_id="ingestor-sync-command:" + hashlib.sha256(body).hexdigest(),
+        reason=RejectionReason.UNDECODABLE,
+        detail=f"sync command: {detail}",
+        stage="ingestor",
+        source_topic=SYNC_COMMANDS_TOPIC,
+        source_partition=partition,
+        source_offset=offset,
+        raw=raw_text(body),
+        rejected_at=at,
+    )

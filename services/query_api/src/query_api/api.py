@@ -11,8 +11,8 @@ from query_api.metrics import MetricsMiddleware, new_registry, request_histogram
 from query_api.openapi import document_unreadable_bodies
 from query_api.routes import ROUTERS
 from query_api.routes.shops import shops_router
+from query_api.routes.sync import sync_router
 from query_api.settings import Settings
-from query_api.sync_api import sync_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

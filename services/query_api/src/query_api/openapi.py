@@ -9,13 +9,16 @@ from fastapi import FastAPI
 
 from query_api.models import ErrorMessage, ValidationFailure
 
+CALLER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
+    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+}
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorMessage,
         "description": "invalid cursor, or no shop_id with a token limited to some shops",
     },
-    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
-    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+    **CALLER_ERRORS,
     422: {
         "model": ValidationFailure,
         "description": "a parameter is invalid; the message names the valid values",

@@ -1,11 +1,12 @@
-"""MongoDB adapter of Sync Return: the job of each sync command and the checkpoint of each shop.
+"""The one repository of Sync Return's MongoDB documents, used by the query API and the ingestor.
 
 `sync_jobs` (one document per command, `_id` = command id):
     shop_id, status (queued -> running -> succeeded | failed), since, until (the window used),
     pages, returns_seen, events_published, rejected, error, requested_by, attempts,
     created_at, started_at, finished_at.
-The query API inserts the queued document before it publishes the command; a command from
-elsewhere (CLI, reconciler) gets its document when the ingestor receives it.
+The query API queues the document before it publishes the command (and withdraws it when Kafka
+refuses the command); a command from elsewhere (CLI, reconciler) gets its document when the
+ingestor receives it. The ingestor writes everything after that.
 
 `sync_checkpoints` (one document per shop, `_id` = shop id):
     synced_until (everything updated before it has been fetched), last_success_at,
@@ -31,15 +32,37 @@ from contracts.read_model import (
     SYNC_JOBS_COLLECTION,
     SYNC_JOBS_INDEXES,
     JobStatus,
-    queued_sync_job,
 )
 from runtime.indexes import ensure_indexes
 
 Document = dict[str, Any]
 
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def queued_sync_job(command: SyncCommand, created_at: datetime | None = None) -> Document:
+    """The `sync_jobs` document of a command nobody has started yet."""
+    return {
+        "_id": str(command.command_id),
+        "shop_id": command.shop_id,
+        "status": JobStatus.QUEUED.value,
+        "since": command.since,
+        "until": command.until,
+        "requested_by": command.requested_by,
+        "pages": 0,
+        "returns_seen": 0,
+        "events_published": 0,
+        "rejected": 0,
+        "error": None,
+        "attempts": 0,
+        "created_at": created_at or command.requested_at,
+        "started_at": None,
+        "finished_at": None,
+    }
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ class Lease:
     command_id: str
 
 
-class SyncStore:
+class SyncJobs:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         db = client[database]
         self.jobs: AsyncCollection[Document] = db[SYNC_JOBS_COLLECTION]
@@ -71,6 +94,14 @@ class SyncStore:
         self._indexed = True
 
     # ---------------------------------------------------------------------------------- jobs
+
+    async def queue(self, command: SyncCommand) -> None:
+        """Record a command about to be published (created at its request time)."""
+        await self.jobs.insert_one(queued_sync_job(command))
+
+    async def withdraw(self, job_id: str) -> None:
+        """Remove a queued job whose command was never published."""
+        await self.jobs.delete_one({"_id": job_id, "status": JobStatus.QUEUED.value})
 
     async def receive(self, command: SyncCommand) -> Document:
         """The job of a received command, created as queued if nobody recorded it yet."""
@@ -112,15 +143,25 @@ class SyncStore:
     async def get_job(self, job_id: str) -> Document | None:
         return await self.jobs.find_one({"_id": job_id})
 
+    async def active_job(self, shop_id: str) -> Document | None:
+        """The shop's newest queued or running job."""
+        return await self.jobs.find_one(
+            {"shop_id": shop_id, "status": {"$in": list(ACTIVE_JOB_STATUSES)}},
+            sort=[("created_at", -1)],
+        )
+
     # ---------------------------------------------------------------------------------- checkpoint
 
     async def checkpoint(self, shop_id: str) -> Checkpoint | None:
+        """The shop's checkpoint document; None when there is none. `synced_until` is None
+        until a sync moved it (a successful sync may leave it where it was)."""
         doc = await self.checkpoints.find_one({"_id": shop_id})
-        if doc is None or doc.get("synced_until") is None:
+        if doc is None:
             return None
+        synced_until = doc.get("synced_until")
         return Checkpoint(
             shop_id=shop_id,
-            synced_until=int(doc["synced_until"]),
+            synced_until=int(synced_until) if synced_until is not None else None,
             last_success_at=doc.get("last_success_at"),
             last_command_id=doc.get("last_command_id"),
         )

@@ -7,7 +7,8 @@
   queued or running job, if any.
 - `GET /api/v1/sync/{command_id}` one job with its counts.
 
-The ingestor runs the command and writes the job's progress (see `ingestor.sync`). Register with
+The ingestor runs the command and writes the job's progress (see `ingestor.sync`); both read
+and write the job and checkpoint documents through `runtime.sync_jobs.SyncJobs`. Register with
 `app.include_router(sync_router(settings))`: the router's lifespan opens its MongoDB client and
 its Kafka producer (connected in the background, and again on demand after a failure).
 """
@@ -26,34 +27,22 @@ import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from contracts.messages import SyncCommand
-from contracts.read_model import (
-    SYNC_CHECKPOINTS_COLLECTION,
-    SYNC_JOBS_COLLECTION,
-    SYNC_JOBS_INDEXES,
-    queued_sync_job,
-)
+from contracts.read_model import JobStatus
 from contracts.topics import SYNC_COMMANDS_TOPIC
 from query_api.auth import Caller
 from query_api.models import ErrorMessage
+from query_api.openapi import CALLER_ERRORS
 from query_api.settings import Settings
-from runtime.indexes import ensure_indexes
+from runtime.sync_jobs import Document, SyncJobs
 from runtime.topology import ensure_topics
 
 log = structlog.get_logger("query_api.sync")
 
-Document = dict[str, Any]
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
 KAFKA_CONNECT_TIMEOUT_S = 10.0
 KAFKA_PUBLISH_TIMEOUT_S = 10.0
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
-    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
-}
 
 
 # ---------------------------------------------------------------------------------- models
@@ -104,7 +93,7 @@ class SyncJob(BaseModel):
         return cls(
             command_id=UUID(str(doc["_id"])),
             shop_id=doc["shop_id"],
-            status=doc.get("status", "queued"),
+            status=doc.get("status", JobStatus.QUEUED),
             pages=count("pages"),
             returns_seen=count("returns_seen"),
             events_published=count("events_published"),
@@ -192,16 +181,6 @@ class CommandPublisher:
         await self._reset()
 
 
-class SyncJobs:
-    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
-        db = client[database]
-        self.jobs: AsyncCollection[Document] = db[SYNC_JOBS_COLLECTION]
-        self.checkpoints: AsyncCollection[Document] = db[SYNC_CHECKPOINTS_COLLECTION]
-
-    async def ensure_indexes(self) -> None:
-        await ensure_indexes(self.jobs, SYNC_JOBS_INDEXES)
-
-
 # ---------------------------------------------------------------------------------- routes
 
 
@@ -239,7 +218,7 @@ def sync_router(settings: Settings) -> APIRouter:
         response_model=SyncAccepted,
         responses={
             503: {"model": ErrorMessage, "description": "Kafka or MongoDB unreachable"},
-            **AUTH_ERRORS,
+            **CALLER_ERRORS,
         },
         summary="Sync Return: fetch new or changed returns of a shop from TikTok Shop",
     )
@@ -250,7 +229,7 @@ def sync_router(settings: Settings) -> APIRouter:
                               requested_by="api")
         job_id = str(command.command_id)
         try:
-            await jobs.jobs.insert_one(queued_sync_job(command))
+            await jobs.queue(command)
         except PyMongoError as exc:
             log.warning("sync_job_insert_failed", error=str(exc))
             raise HTTPException(503, "the database is not reachable") from exc
@@ -259,7 +238,7 @@ def sync_router(settings: Settings) -> APIRouter:
         except KafkaUnavailable as exc:
             log.warning("sync_command_publish_failed", shop_id=body.shop_id, error=str(exc))
             with contextlib.suppress(PyMongoError):
-                await jobs.jobs.delete_one({"_id": job_id, "status": "queued"})
+                await jobs.withdraw(job_id)
             raise HTTPException(503, "the event bus (Kafka) is not reachable; retry later"
                                 ) from exc
         log.info("sync_requested", command_id=job_id, shop_id=body.shop_id,
@@ -271,7 +250,7 @@ def sync_router(settings: Settings) -> APIRouter:
         "/status",
         response_model=SyncStatus,
         responses={400: {"model": ErrorMessage, "description": "invalid parameters"},
-                   **AUTH_ERRORS},
+                   **CALLER_ERRORS},
         summary="A shop's last successful sync and its queued or running job",
     )
     async def sync_status(
@@ -282,18 +261,14 @@ def sync_router(settings: Settings) -> APIRouter:
         caller.require(shop_id)
         jobs, _ = _state(request)
         try:
-            checkpoint = await jobs.checkpoints.find_one({"_id": shop_id}) or {}
-            active = await jobs.jobs.find_one(
-                {"shop_id": shop_id, "status": {"$in": ["queued", "running"]}},
-                sort=[("created_at", -1)],
-            )
+            checkpoint = await jobs.checkpoint(shop_id)
+            active = await jobs.active_job(shop_id)
         except PyMongoError as exc:
             raise HTTPException(503, "the database is not reachable") from exc
-        synced_until = checkpoint.get("synced_until")
         return SyncStatus(
             shop_id=shop_id,
-            last_success_at=_utc(checkpoint.get("last_success_at")),
-            synced_until=int(synced_until) if synced_until is not None else None,
+            last_success_at=_utc(checkpoint.last_success_at) if checkpoint else None,
+            synced_until=checkpoint.synced_until if checkpoint else None,
             running=SyncJob.from_document(active) if active is not None else None,
         )
 
@@ -301,13 +276,13 @@ def sync_router(settings: Settings) -> APIRouter:
         "/{command_id}",
         response_model=SyncJob,
         responses={404: {"model": ErrorMessage, "description": "no such sync job"},
-                   **AUTH_ERRORS},
+                   **CALLER_ERRORS},
         summary="One sync job: status, window and counts",
     )
     async def get_sync_job(command_id: UUID, request: Request, caller: Caller) -> SyncJob:
         jobs, _ = _state(request)
         try:
-            doc = await jobs.jobs.find_one({"_id": str(command_id)})
+            doc = await jobs.get_job(str(command_id))
         except PyMongoError as exc:
             raise HTTPException(503, "the database is not reachable") from exc
         if doc is None:
