@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from ingestor.settings import Settings as IngestorSettings
 from ingestor.settings import ShopConfig
 from ingestor.settings import settings_or_exit as ingestor_settings
-from ingestor.sync import ClientPool, SyncFailed
+from ingestor.shops.renewal import unavailable_reason
+from ingestor.shops.repository import ShopRecord
 from query_api.settings import settings_or_exit as query_api_settings
 
 CONFIGURATION = ("TIKTOK_", "QUERY_API_", "INGESTOR_", "KAFKA_", "MONGODB_", "SHOP_", "OAUTH_")
@@ -148,11 +149,16 @@ def test_a_shop_without_any_access_token_cannot_be_synced_and_says_why() -> None
         tiktok_shops=[ShopConfig(shop_id="s1", api_version="legacy"),
                       ShopConfig(shop_id="s2", api_version="legacy", access_token=SECRET)],
     )
-    pool = ClientPool(settings)
-    assert pool.problem("s1") == ("shop s1 has no access token (no access_token in "
-                                  "TIKTOK_SHOPS and TIKTOK_ACCESS_TOKEN is not set)")
-    with pytest.raises(SyncFailed, match="no access token"):
-        pool.get("s1")
-    assert pool.problem("s2") is None  # its own token is enough
+    s1, s2 = settings.tiktok_shops
+    assert settings.access_token_for(s1) is None
+    assert settings.access_token_for(s2) == SECRET  # its own token is enough
     with_default = settings.model_copy(update={"tiktok_access_token": SecretStr("fallback")})
-    assert ClientPool(with_default).problem("s1") is None
+    assert with_default.access_token_for(s1) == "fallback"
+    # Seeded without a token, the shop cannot be synced, and its sync says why.
+    seeded = ShopRecord(shop_id="s1", api_version="legacy", cipher=None, status="connected",
+                        source="env", status_reason=None, token_version=1,
+                        access_expires_at=None, refresh_due_at=None, access_token=None,
+                        refresh_token=None)
+    assert unavailable_reason("s1", seeded) == (
+        "shop s1 has no access token (no access_token in TIKTOK_SHOPS and TIKTOK_ACCESS_TOKEN "
+        "is not set)")

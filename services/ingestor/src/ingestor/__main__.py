@@ -8,7 +8,6 @@ from ingestor.app import create_app
 from ingestor.kafka import KafkaBus
 from ingestor.metrics import IngestorMetrics
 from ingestor.settings import settings_or_exit
-from ingestor.shops.service import Shops
 from ingestor.sync import SyncService
 from runtime.logs import configure_logging
 
@@ -22,8 +21,8 @@ def main() -> None:
     # registered here, on `bus.broker`, before the app starts it.
     sync = SyncService(settings, bus, metrics)
     sync.register(bus.broker)
-    assert sync.mongo is not None
-    shops = Shops(settings, sync.mongo)  # connected shops, their tokens; one MongoDB pool
+    shops = sync.shops  # connected shops, their tokens and the authorization callback
+    assert shops is not None
     app = create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
                      background=[shops, sync])
     app.include_router(shops.router())  # TikTok's authorization callback

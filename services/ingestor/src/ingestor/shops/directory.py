@@ -4,6 +4,7 @@ webhook enrichment (so one rate limit applies to both)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import httpx
@@ -14,12 +15,15 @@ from ingestor.shops.repository import ShopRepository
 from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 
 NO_API = "no TikTok API configured (TIKTOK_API_BASE_URL is empty)"
+READY_WAIT_S = 30.0  # at start, for TIKTOK_SHOPS to be seeded
 
 
 class ShopDirectory:
     def __init__(self, settings: Settings, repo: ShopRepository, renewer: TokenRenewer,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 ready: asyncio.Event | None = None) -> None:
         self._settings = settings
+        self._ready = ready  # set once TIKTOK_SHOPS is seeded
         self._repo = repo
         self._renewer = renewer
         self._transport = transport
@@ -29,6 +33,9 @@ class ShopDirectory:
         """Why this shop cannot be called now, or None."""
         if not self._settings.tiktok_api_base_url:
             return NO_API
+        if self._ready is not None and not self._ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), READY_WAIT_S)
         return unavailable_reason(shop_id, await self._repo.get(shop_id))
 
     async def client(self, shop_id: str) -> TikTokShopClient:

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from ingestor.settings import Settings
-from ingestor.shops.directory import ShopDirectory
+from ingestor.shops.directory import READY_WAIT_S, ShopDirectory
 from ingestor.shops.oauth import oauth_router
 from ingestor.shops.refresher import TokenRefresher
 from ingestor.shops.renewal import TokenRenewer
@@ -25,7 +25,6 @@ from ingestor.shops.tokens import TikTokAuthClient
 from runtime.retry import Stopped, until_done
 
 log = structlog.get_logger("ingestor.shops")
-READY_WAIT_S = 30.0
 
 
 @dataclass
@@ -50,7 +49,7 @@ class Shops:
                                      transport=self.transport)
         self.renewer = TokenRenewer(self.repo, self.auth, s.token_refresh_lease_seconds)
         self.refresher = TokenRefresher(self.renewer, s.token_refresh_check_seconds)
-        self.directory = ShopDirectory(s, self.repo, self.renewer, self.transport)
+        self.directory = ShopDirectory(s, self.repo, self.renewer, self.transport, self.ready)
 
     def router(self) -> APIRouter:
         return oauth_router(self.settings, self.repo, self.auth)
@@ -73,7 +72,7 @@ class Shops:
             self.refresher.start()
 
     async def wait_ready(self) -> None:
-        """Until the env shops are seeded (bounded: a sync then reports what it finds)."""
+        """Until TIKTOK_SHOPS is seeded (bounded: a sync then reports what it finds)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ready.wait(), READY_WAIT_S)
 

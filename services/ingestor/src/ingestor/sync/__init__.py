@@ -31,19 +31,19 @@ Also here: webhook enrichment (a legacy webhook carries no amounts or items: the
 fetched in the background and published as a sync snapshot) and the periodic reconciler.
 
 Modules: `window` (the window, pure), `job` (counts, failure text, store retries), `clients`
-(one TikTok client per shop), `lease` (the shop's lease and its heartbeat), `consumer` (the
-sync-command subscriber), `service` (one command run, and the wiring), `enrichment`,
+(where a shop's TikTok client comes from), `lease` (the shop's lease and its heartbeat),
+`consumer` (the sync-command subscriber), `service` (one command run, and the wiring), `enrichment`,
 `reconciler`. The documents are read and written through `runtime.sync_jobs.SyncJobs`.
 """
 
-from ingestor.sync.clients import ClientPool
+from ingestor.sync.clients import ShopClients
 from ingestor.sync.job import Counts, SyncFailed, api_error_text
 from ingestor.sync.service import SyncService
 from ingestor.sync.window import Window, WindowError, resolve_window
 
 __all__ = [
-    "ClientPool",
     "Counts",
+    "ShopClients",
     "SyncFailed",
     "SyncService",
     "Window",
