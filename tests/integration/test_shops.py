@@ -137,7 +137,7 @@ def test_the_refresher_renews_tokens_before_they_expire(
     # Always renewed in time: TikTok never had to say a token expired.
     assert after.get("expired_calls", 0) == before.get("expired_calls", 0)
     assert all(job["status"] == "succeeded" for job in jobs), jobs
-    assert jobs[-1]["returns_seen"] == 200
+    assert jobs[0]["returns_seen"] == 200  # later ones resume from its checkpoint
     assert system.shops()[shop]["status"] == "connected"
 
 
