@@ -21,6 +21,7 @@ LIMITED_TOKEN = "it-limited-token"  # granted only LIMITED_SHOP
 LIMITED_SHOP = "it-limited-shop"
 SIM_ACCESS_TOKEN = "it-access-token"
 SYNC_LEASE_SECONDS = 6  # short, so a restarted ingestor takes over a dead one's sync quickly
+SYNC_JOB_STALE_SECONDS = 8  # likewise: a dead ingestor's job is taken over after this
 
 # Shops the session ingestor may sync from the simulator (name -> api version, access token);
 # their ids get the session's database name as suffix (see `Stack.shop`). A token of None means
@@ -105,6 +106,7 @@ def stack(
         "TIKTOK_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
         "TIKTOK_REQUESTS_PER_SECOND": "50",
         "SYNC_LEASE_SECONDS": str(SYNC_LEASE_SECONDS),
+        "SYNC_JOB_STALE_SECONDS": str(SYNC_JOB_STALE_SECONDS),
         "SYNC_GROUP_ID": f"sync-{database}",
         "SYNC_RECONCILE_MINUTES": "0",
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pymongo import MongoClient
 
+from contracts.read_model import SYNC_JOBS_COLLECTION
 from contracts.shops import SHOPS_COLLECTION
 from tests.conftest import TEST_SHOP_TOKEN_KEY
 from tests.integration.services import wait_until
@@ -211,6 +213,47 @@ def test_two_shops_sync_at_once(system: ShopsStack) -> None:
     # They overlapped: each started before the other finished.
     assert a["started_at"] < b["finished_at"]
     assert b["started_at"] < a["finished_at"]
+
+
+def test_a_second_sync_of_a_busy_shop_is_refused_with_retry_after(system: ShopsStack) -> None:
+    shop = shop_id("busy", system)
+    system.generate(shop, 100)
+    system.token_life(access_s=3600)
+    system.connect(shop)
+    system.sim("POST", "/_sim/faults", {"delay_ms": 1500})
+    try:
+        first = system.request_sync(shop)
+        assert first.status_code == 202
+        again = system.request_sync(shop)
+        assert again.status_code == 429
+        assert int(again.headers["Retry-After"]) > 0
+        assert first.json()["command_id"] in again.json()["detail"]
+        job = system.wait_for_job(first.json()["command_id"])
+    finally:
+        system.sim("DELETE", "/_sim/faults")
+    assert job["status"] == "succeeded"
+    assert system.request_sync(shop).status_code == 202  # free again
+
+
+def test_a_job_whose_worker_stopped_is_failed_and_no_longer_blocks_the_shop(
+    system: ShopsStack, mongodb_url: str
+) -> None:
+    shop = shop_id("orphan", system)
+    system.token_life(access_s=3600)
+    system.connect(shop)
+    dead = "00000000-0000-4000-8000-00000000dead"
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(mongodb_url, tz_aware=True) as client:
+        client[system.database][SYNC_JOBS_COLLECTION].insert_one({
+            "_id": dead, "shop_id": shop, "status": "running", "owner": "a-dead-process",
+            "heartbeat_at": long_ago, "created_at": long_ago, "started_at": long_ago,
+            "pages": 3, "returns_seen": 0, "events_published": 0, "rejected": 0})
+    job = system.sync(shop)
+    assert job["status"] == "succeeded"
+    stopped = system.job(dead)
+    assert stopped["status"] == "failed"
+    assert "worker stopped" in stopped["error"]
 
 
 def test_disconnect_stops_using_the_shop_and_deletes_its_tokens(

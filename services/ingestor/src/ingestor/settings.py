@@ -76,8 +76,13 @@ class Settings(BaseSettings):
     # Lease on a shop's checkpoint while a sync runs (renewed every third of it): a crashed
     # process's lease expires after this long and the redelivered command runs again.
     sync_lease_seconds: float = Field(default=30.0, gt=0)
-    # How long a command waits for another process's sync of the same shop before failing.
+    # How long a command waits for another process's sync of the same shop before failing
+    # (it waits in its shop's queue only: other shops' syncs go on).
     sync_lease_wait_seconds: float = Field(default=600.0, ge=0)
+    # Syncs of different shops at once (one shop's commands always run one after another).
+    sync_concurrency: int = Field(default=4, ge=1)
+    # A queued or running job whose worker gave no heartbeat this long is taken over.
+    sync_job_stale_seconds: float = Field(default=180.0, gt=0)
     # Background fetch of a return after a legacy webhook (which carries no amounts or items).
     webhook_enrichment: bool = True
     mongodb_url: str = "mongodb://127.0.0.1:27017/"

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     oauth_state_secret: SecretStr = Field(min_length=1, repr=False)
     # TikTok's authorization page of the app (partner settings; with its service id).
     tiktok_authorize_url: str = "https://services.tiktokshop.com/open/authorize"
+    # A queued or running sync job whose ingestor gave no heartbeat this long has lost its
+    # worker: it is failed instead of refusing the shop's next sync (429) for good.
+    sync_job_stale_seconds: float = Field(default=180.0, gt=0)
     active_collection_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -42,6 +42,7 @@ from ingestor.sync.enrichment import Enricher
 from ingestor.sync.job import Counts, SyncFailed, api_error_text, until_stored
 from ingestor.sync.lease import acquire_lease, with_heartbeat
 from ingestor.sync.reconciler import Reconciler
+from ingestor.sync.runner import SyncRunner
 from ingestor.sync.window import Window, WindowError, resolve_window
 from ingestor.tiktok_client import TikTokApiError
 from runtime.sync_jobs import Document, SyncJobs
@@ -65,6 +66,7 @@ class SyncService:
     shops: Shops | None = field(default=None, init=False)
     enricher: Enricher = field(init=False)
     reconciler: Reconciler = field(init=False)
+    runner: SyncRunner = field(init=False)
 
     def __post_init__(self) -> None:
         if self.mongo is None:
@@ -80,6 +82,9 @@ class SyncService:
             self.clients = self.shops.directory
         self.enricher = Enricher(self.settings, self._clients, self.bus, self.metrics)
         self.reconciler = Reconciler(self.settings, self.bus, self.metrics, self._shop_ids)
+        self.runner = SyncRunner(self.store, self.handle,
+                                 concurrency=self.settings.sync_concurrency,
+                                 stale_s=self.settings.sync_job_stale_seconds)
 
     @property
     def _clients(self) -> ShopClients:
@@ -97,9 +102,11 @@ class SyncService:
 
     async def start(self) -> None:
         self.reconciler.start()
+        self.runner.start()
 
     async def stop(self) -> None:
-        """Before Kafka stops: no more enrichment or reconciliation."""
+        """Before Kafka stops: no more syncs, enrichment or reconciliation."""
+        await self.runner.stop()
         await self.enricher.stop()
         await self.reconciler.stop()
 
@@ -117,9 +124,18 @@ class SyncService:
 
     async def on_record(self, value: bytes | None, partition: int | None,
                         offset: int | None) -> None:
+        """Record the command's job and hand it to the runner; the record is acknowledged
+        then (the job document keeps it from here on)."""
         command = await decode_or_reject(self.bus, value, partition, offset)
-        if command is not None:
-            await self.handle(command)
+        if command is None:
+            return
+        job = await until_stored("receive", lambda: self.store.receive(command))
+        if job.get("status") in FINISHED_JOB_STATUSES:
+            log.info("sync_command_already_done", command_id=str(command.command_id),
+                     status=job.get("status"))
+            self.metrics.sync_jobs.labels(result=SyncResult.SKIPPED.value).inc()
+            return
+        await until_stored("claim", lambda: self.runner.take(command))
 
     def enrich_later(self, event: ReturnEvent) -> None:
         """See `Enricher.enrich_later` (the app's `on_legacy_webhook`)."""

@@ -2,7 +2,9 @@
 
 - `POST /api/v1/sync` records a queued job in `sync_jobs`, then publishes a `SyncCommand`
   (key = shop id) to SYNC_COMMANDS_TOPIC and answers 202 once Kafka acknowledged it (503 when
-  Kafka is unreachable; the job document is then removed again).
+  Kafka is unreachable; the job document is then removed again). While a sync of the shop is
+  queued or running it answers 429 with Retry-After; a job whose worker stopped (no heartbeat
+  for SYNC_JOB_STALE_SECONDS) is marked failed first, so it never blocks the shop for good.
 - `GET /api/v1/sync/status?shop_id=` the shop's checkpoint (last successful sync) and its
   queued or running job, if any.
 - `GET /api/v1/sync/{command_id}` one job with its counts.
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -43,6 +45,7 @@ log = structlog.get_logger("query_api.sync")
 
 KAFKA_CONNECT_TIMEOUT_S = 10.0
 KAFKA_PUBLISH_TIMEOUT_S = 10.0
+RETRY_AFTER_S = 5  # while a sync of the shop is queued or running
 
 
 # ---------------------------------------------------------------------------------- models
@@ -218,6 +221,8 @@ def sync_router(settings: Settings) -> APIRouter:
         response_model=SyncAccepted,
         responses={
             503: {"model": ErrorMessage, "description": "Kafka or MongoDB unreachable"},
+            429: {"model": ErrorMessage, "description": "a sync of this shop is queued or "
+                  "running; try again after Retry-After seconds"},
             **CALLER_ERRORS,
         },
         summary="Sync Return: fetch new or changed returns of a shop from TikTok Shop",
@@ -228,6 +233,18 @@ def sync_router(settings: Settings) -> APIRouter:
         command = SyncCommand(shop_id=body.shop_id, since=body.since, until=body.until,
                               requested_by="api")
         job_id = str(command.command_id)
+        stale_before = datetime.now(UTC) - timedelta(seconds=settings.sync_job_stale_seconds)
+        try:
+            if await jobs.fail_stale(body.shop_id, stale_before):
+                log.warning("sync_job_worker_stopped", shop_id=body.shop_id)
+            active = await jobs.active_job(body.shop_id)
+        except PyMongoError as exc:
+            raise HTTPException(503, "the database is not reachable") from exc
+        if active is not None:
+            raise HTTPException(
+                429, f"a sync of shop {body.shop_id} is already {active.get('status')} "
+                f"(command {active['_id']}); try again when it is done",
+                headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
             await jobs.queue(command)
         except PyMongoError as exc:
