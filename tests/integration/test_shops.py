@@ -247,8 +247,8 @@ def test_a_job_whose_worker_stopped_is_failed_and_no_longer_blocks_the_shop(
         "_id": dead, "shop_id": shop, "status": "running", "owner": "a-dead-process",
         "heartbeat_at": long_ago, "created_at": long_ago, "started_at": long_ago,
         "pages": 3, "returns_seen": 0, "events_published": 0, "rejected": 0}
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(mongodb_url, tz_aware=True) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_url, tz_aware=True)
+    with client:
         client[system.database][SYNC_JOBS_COLLECTION].insert_one(orphan)
     job = system.sync(shop)
     assert job["status"] == "succeeded"
