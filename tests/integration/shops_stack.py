@@ -8,6 +8,7 @@ Its ingestor's refresher can be switched off; the simulator's token lives are se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from contracts.messages import ReturnEvent
+from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from tests.conftest import TEST_OAUTH_STATE_SECRET, TEST_SHOP_TOKEN_KEY
 from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
 
@@ -39,6 +42,42 @@ class ShopsStack:
     database: str
     log_dir: Path
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def legacy_shop(self, name: str) -> str:
+        return f"{name}-{self.database}"
+
+    def listing(self, shop_id: str) -> dict[str, tuple[str, int]]:
+        """What TikTok's legacy search shows of a shop now: return id -> (status, update time)."""
+        config = TikTokClientConfig(
+            base_url=self.sim_url, app_key=APP_KEY, app_secret=APP_SECRET,
+            access_token=SIM_STATIC_TOKEN, shop_id=shop_id, api_version="legacy",
+            requests_per_second=100)
+
+        async def fetch() -> dict[str, tuple[str, int]]:
+            async with TikTokShopClient(config) as client:
+                return {e.return_id: (e.status.value, e.update_time)
+                        async for page in client.iter_returns() for e in page.results
+                        if isinstance(e, ReturnEvent)}
+
+        return asyncio.run(fetch())
+
+    def shown(self, shop_id: str) -> dict[str, tuple[str, int]]:
+        """What the query API shows of a shop: return id -> (status, update time)."""
+        found: dict[str, tuple[str, int]] = {}
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"shop_id": shop_id, "limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            response = httpx.get(f"{self.query_url}/api/v1/returns", params=params,
+                                 headers=self.admin, timeout=30)
+            response.raise_for_status()
+            page = response.json()
+            found.update({i["return_id"]: (i["status"], i["update_time"])
+                          for i in page["items"]})
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
 
     @property
     def admin(self) -> dict[str, str]:
@@ -120,7 +159,9 @@ class ShopsStack:
 
 def start_stack(kafka_bootstrap: str, mongodb_url: str, log_dir: Path, *,
                 refresher: bool = True, state_machine: bool = False,
-                **ingestor_env: str) -> ShopsStack:
+                legacy_shops: tuple[str, ...] = (), **ingestor_env: str) -> ShopsStack:
+    """`legacy_shops`: development shops of TIKTOK_SHOPS (legacy API, the simulator's static
+    token), named with the stack's database as suffix (`ShopsStack.legacy_shop`)."""
     database = f"shops_{uuid.uuid4().hex[:8]}"
     sim_port, query_port, ingestor_port = free_port(), free_port(), free_port()
     stack = ShopsStack(f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{query_port}",
@@ -147,6 +188,9 @@ def start_stack(kafka_bootstrap: str, mongodb_url: str, log_dir: Path, *,
         "SHOPS_PAGE_URL": f"{stack.query_url}/shops", "TIKTOK_REQUESTS_PER_SECOND": "50",
         "SYNC_GROUP_ID": f"sync-{database}", "TOKEN_REFRESHER": str(refresher).lower(),
         "TOKEN_REFRESH_CHECK_SECONDS": "0.5", "TOKEN_REFRESH_LEASE_SECONDS": "5",
+        "TIKTOK_ACCESS_TOKEN": SIM_STATIC_TOKEN,
+        "TIKTOK_SHOPS": json.dumps([{"shop_id": f"{name}-{database}", "api_version": "legacy"}
+                                    for name in legacy_shops]),
         **ingestor_env,
     }, log_dir / "ingestor.log")
     if state_machine:

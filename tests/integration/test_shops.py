@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from playwright.sync_api import sync_playwright
 from pymongo import MongoClient
 
 from contracts.read_model import SYNC_JOBS_COLLECTION
@@ -31,6 +32,7 @@ from tests.integration.shops_stack import (
     ShopsStack,
     start_stack,
 )
+from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,8 @@ def system(kafka_bootstrap: str, mongodb_url: str, log_root: Path) -> Iterator[S
     """A stack whose ingestor renews tokens in the background."""
     log_dir = log_root / "refresher-on"
     log_dir.mkdir()
-    stack = start_stack(kafka_bootstrap, mongodb_url, log_dir, refresher=True)
+    stack = start_stack(kafka_bootstrap, mongodb_url, log_dir, refresher=True,
+                        state_machine=True, legacy_shops=("legacy",))
     try:
         yield stack
     finally:
@@ -58,6 +61,25 @@ def stored_shop(mongodb_url: str, database: str, shop_id: str) -> dict[str, Any]
         doc = client[database][SHOPS_COLLECTION].find_one({"_id": shop_id})
     assert doc is not None
     return doc
+
+
+def shops_page_text(stack: ShopsStack, shop: str) -> str:
+    """The Shops page's row of a shop, as Chromium renders it."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{stack.query_url}/shops?token={ADMIN_TOKEN}")
+            row = page.locator(f'tr[data-shop="{shop}"]')
+            row.wait_for(timeout=15_000)
+            text = row.inner_text()
+            assert not errors, errors
+            return text
+        finally:
+            browser.close()
 
 
 def shop_id(name: str, stack: ShopsStack) -> str:
@@ -156,6 +178,10 @@ def test_a_revoked_refresh_token_makes_the_shop_need_reauthorization(
                "the refused renewal to be recorded")
     shown = system.shops()[shop]
     assert "authorize the app again" in shown["status_reason"]
+    said = shops_page_text(system, shop)
+    assert "Needs re-authorization" in said
+    assert "authorize the app again" in said
+    assert "Connect again" in said
     job = system.sync(shop)
     assert job["status"] == "failed"
     assert "needs re-authorization" in job["error"], job["error"]
@@ -273,6 +299,36 @@ def test_disconnect_stops_using_the_shop_and_deletes_its_tokens(
     job = system.sync(shop)
     assert job["status"] == "failed"
     assert "disconnected" in job["error"]
+
+
+def test_a_legacy_sync_with_returns_updated_while_it_pages_and_the_next_one_miss_none(
+    system: ShopsStack,
+) -> None:
+    shop = system.legacy_shop("legacy")
+    system.generate(shop, 500, api_version="legacy")  # 5 pages of 100
+    system.sim("POST", "/_sim/faults", {"update_while_paging": 10})  # ~10 % move meanwhile
+    try:
+        first = system.sync(shop)
+    finally:
+        system.sim("DELETE", "/_sim/faults")
+    assert first["status"] == "succeeded", first
+    moved = system.sim("GET", "/_sim/stats")["updated_while_paging"]
+    assert moved >= 40, moved
+    truth = system.listing(shop)
+    assert len(truth) == 500
+
+    # The first sync alone: every return whose update time is inside its window, as it is now.
+    inside = {rid: seen for rid, seen in truth.items() if seen[1] < first["until"]}
+
+    def first_complete() -> bool:
+        shown = system.shown(shop)
+        return len(shown) == 500 and all(shown[rid] == seen for rid, seen in inside.items())
+
+    wait_until(first_complete, 120, "the first sync's returns in the query API", interval=1)
+    # Together with the next sync (from the first one's checkpoint minus the overlap): all.
+    second = system.sync(shop)
+    assert second["status"] == "succeeded", second
+    wait_until(lambda: system.shown(shop) == truth, 120, "the simulator's returns", interval=1)
 
 
 # Last: it reads what every test above left in the logs.
