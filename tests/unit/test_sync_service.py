@@ -22,6 +22,7 @@ from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, SyncResult
 from ingestor.settings import Settings, ShopConfig
 from ingestor.sync import SyncService
+from ingestor.sync.reconciler import Reconciler
 from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from runtime.sync_jobs import Checkpoint, Document, Lease
 from runtime.sync_jobs import queued_sync_job as queued_job
@@ -350,3 +351,23 @@ async def test_the_reconciler_asks_for_a_sync_of_every_shop(harness: Harness) ->
     assert shops[:2] == [SHOP, LEGACY_SHOP]
     assert len(shops) >= 4
     assert {c.requested_by for c in harness.bus.commands} == {"reconciler"}
+
+
+async def test_the_reconciler_asks_for_a_sync_of_every_connected_shop() -> None:
+    bus = FakeBus()
+    settings = Settings(tiktok_app_key="k", tiktok_app_secret="s", sync_reconcile_minutes=60)
+
+    async def connected() -> list[str]:
+        return ["oauth-shop", "env-shop"]
+
+    reconciler = Reconciler(settings, cast(KafkaBus, bus), IngestorMetrics(), connected)
+    reconciler.start()
+    try:
+        for _ in range(100):
+            if len(bus.commands) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await reconciler.stop()
+    assert [c.shop_id for c in bus.commands] == ["oauth-shop", "env-shop"]
+    assert {c.requested_by for c in bus.commands} == {"reconciler"}

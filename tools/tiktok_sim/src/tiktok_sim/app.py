@@ -226,6 +226,7 @@ def create_app(
     app = FastAPI(title="TikTok Shop simulator", lifespan=lifespan)
     app.state.sim = state
     auth = SimAuth(settings, store, clock)
+    app.state.sim_auth = auth
 
     # ------------------------------------------------------------------------------ guards
 

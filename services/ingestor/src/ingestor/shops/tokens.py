@@ -125,7 +125,7 @@ class TikTokAuthClient:
     async def _get(self, url: str, path: str, query: dict[str, str],
                    headers: dict[str, str]) -> dict[str, Any]:
         async for attempt in AsyncRetrying(stop=stop_after_attempt(ATTEMPTS),
-                                           wait=wait_exponential_jitter(initial=0.3, max=5),
+                                           wait=wait_exponential_jitter(multiplier=0.3, max=5),
                                            retry=retry_if_exception(_retryable), reraise=True):
             with attempt:
                 try:
