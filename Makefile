@@ -58,8 +58,11 @@ bench: install
 	$(VENV_PY) -m bench.report --sizes 2000 20000 100000 --webhook-seconds 60 \
 		--webhook-rate 200 --json .data/bench.json
 
+# The messages' JSON Schemas and the services' AsyncAPI documents (contracts/asyncapi/).
 schemas: deps
 	$(VENV_PY) -m contracts.schemas
+	$(VENV_PY) -m ingestor.asyncapi
+	$(VENV_PY) -m state_machine.asyncapi
 
 clean:
 	rm -rf .data .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from contracts.messages import EventSource, RejectedEvent, RejectionReason, ReturnEvent
 from contracts.statuses import ReturnStatus, ReverseType
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
-from ingestor.app import WEBHOOK_PATH, create_app
+from ingestor.app import create_app
+from ingestor.routes.webhooks import WEBHOOK_PATH
 from ingestor.settings import Settings
 from ingestor.signature import webhook_signature
 from tests.integration.conftest import Stack

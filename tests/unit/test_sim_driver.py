@@ -27,7 +27,7 @@ def make_driver(version: ApiVersion, count: int = 200, seed: int = 3,
                 shares: Shares | None = None) -> tuple[SimStore, LifecycleDriver]:
     store = SimStore()
     rng = random.Random(seed)
-    generate_returns(store, rng, "shop", count, version, NOW)
+    generate_returns(store, rng, "shop", count, version, now=NOW)
     clock = itertools.count(NOW)  # one second per reading: time moves while driving
     return store, LifecycleDriver(store, rng, clock=lambda: float(next(clock)), shares=shares)
 

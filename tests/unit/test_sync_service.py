@@ -175,8 +175,8 @@ async def harness() -> AsyncIterator[Harness]:
     state: SimState = app.state.sim
     # The simulator may date a return's last steps up to a few seconds after `now`.
     now = int(time.time()) - 10
-    generate_returns(state.store, state.driver.rng, SHOP, 230, "202309", now)
-    generate_returns(state.store, state.driver.rng, LEGACY_SHOP, 120, "legacy", now)
+    generate_returns(state.store, state.driver.rng, SHOP, 230, "202309", now=now)
+    generate_returns(state.store, state.driver.rng, LEGACY_SHOP, 120, "legacy", now=now)
     settings = Settings(
         tiktok_app_key=sim.app_key,
         tiktok_app_secret=sim.app_secret,

@@ -48,7 +48,7 @@ class RecordingSleep:
 def sim_with(count: int, version: ApiVersion, seed: int = 1) -> tuple[FastAPI, SimState]:
     app = create_app(SimSettings(seed=seed))
     state: SimState = app.state.sim
-    generate_returns(state.store, state.driver.rng, SHOP, count, version, int(time.time()))
+    generate_returns(state.store, state.driver.rng, SHOP, count, version, now=int(time.time()))
     return app, state
 
 

@@ -1,52 +1,38 @@
-"""HTTP entrypoint of the ingestor (wiring only): TikTok webhooks in, Kafka messages out.
-
-`POST /webhooks/tiktok` answers 200 only once the webhook is durably handled: its event (or its
-rejection) acknowledged by Kafka, or the notification ignored as not a return. Anything TikTok
-should retry later (Kafka unavailable) gets a 503; malformed calls get 4xx. A signed webhook of
-the wrong shape or with impossible values gets 422 naming the fields, and only once its body is
-on the rejected topic (acknowledged by Kafka; else 503), so nothing TikTok signed is lost.
+"""HTTP entrypoint of the ingestor (wiring only): TikTok webhooks in (`ingestor.routes.webhooks`),
+Kafka messages out; health, metrics and the AsyncAPI document (`ingestor.routes.meta`); the sync
+service beside it (`ingestor.sync`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from importlib.metadata import version
+from typing import Protocol
 
 import structlog
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
+from faststream.specification import AsyncAPI
 
-from contracts.messages import EventSource, RejectedEvent, ReturnEvent
-from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
-from ingestor.kafka import KafkaBus, PublishError
-from ingestor.metrics import IngestorMetrics, WebhookResult
-from ingestor.rejections import webhook_rejection
+from contracts.messages import ReturnEvent
+from ingestor.kafka import KafkaBus
+from ingestor.metrics import IngestorMetrics
+from ingestor.routes import meta
+from ingestor.routes.webhooks import WebhookIntake, webhook_router
 from ingestor.settings import Settings
-from ingestor.signature import verify_webhook
-from ingestor.webhooks import (
-    Accepted,
-    Ignored,
-    WebhookShapeError,
-    parse_webhook,
-    shape_rejection,
-)
+from ingestor.sync import SyncService
 from runtime.retry import until_done
 
-WEBHOOK_PATH = "/webhooks/tiktok"
-SIGNATURE_HEADER = "Authorization"
+TITLE = "TikTok returns ingestor"
+ASYNCAPI_DESCRIPTION = (
+    "The ingestor's Kafka side: the canonical return events it publishes from TikTok webhooks "
+    "and Sync Return, what it could not map, the reconciler's sync commands, and the sync "
+    "commands it handles. The HTTP side (POST /webhooks/tiktok) is in its OpenAPI at /docs."
+)
 RECONNECT_MAX_BACKOFF_S = 30.0
 
 log = structlog.get_logger("ingestor")
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class Background(Protocol):
@@ -57,21 +43,6 @@ class Background(Protocol):
     async def stop(self) -> None: ...  # before Kafka stops
 
     async def close(self) -> None: ...  # after Kafka stopped
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes whatever Content-Length claims."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _connect_until_up(
@@ -113,7 +84,6 @@ def create_app(
     """
     kafka = bus if bus is not None else KafkaBus(settings)
     metrics = metrics if metrics is not None else IngestorMetrics()
-    app_secret = settings.tiktok_app_secret.get_secret_value()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -136,112 +106,27 @@ def create_app(
             for service in background:
                 await service.close()
 
-    app = FastAPI(title="TikTok returns ingestor", lifespan=lifespan)
+    app = FastAPI(title=TITLE, lifespan=lifespan)
     app.state.bus = kafka
     app.state.metrics = metrics
+    app.state.asyncapi = AsyncAPI(kafka.broker, title=TITLE, version=version("returns-ingestor"),
+                                  description=ASYNCAPI_DESCRIPTION)
+    app.include_router(webhook_router(WebhookIntake(settings, kafka, metrics, on_legacy_webhook)))
+    app.include_router(meta.router)
+    return app
 
-    def answer(result: WebhookResult, status_code: int, body: dict[str, Any]) -> JSONResponse:
-        metrics.count(result)
-        return JSONResponse(body, status_code=status_code)
 
-    async def reject(rejection: RejectedEvent) -> JSONResponse | None:
-        """Publish a rejection; None once Kafka acknowledged it, else the 503 to answer."""
-        started = time.perf_counter()
-        try:
-            await kafka.publish_rejection(rejection)
-        except PublishError as exc:
-            log.error("webhook_publish_failed", rejection_id=rejection.rejection_id,
-                      error=str(exc))
-            return answer(WebhookResult.UNAVAILABLE, 503, {
-                "detail": f"event bus unavailable, retry later: {exc}"})
-        metrics.publish_seconds.labels(topic=REJECTED_TOPIC).observe(
-            time.perf_counter() - started)
-        log.warning("webhook_rejected", reason=rejection.reason.value, detail=rejection.detail,
-                    shop_id=rejection.shop_id, return_id=rejection.return_id)
-        return None
-
-    @app.post(WEBHOOK_PATH)
-    async def tiktok_webhook(request: Request) -> JSONResponse:
-        try:
-            raw = await _read_body(request, settings.webhook_max_body_bytes)
-        except BodyTooLarge:
-            log.warning("webhook_too_large", limit=settings.webhook_max_body_bytes)
-            return answer(WebhookResult.TOO_LARGE, 413, {
-                "detail": f"body larger than {settings.webhook_max_body_bytes} bytes"})
-
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not verify_webhook(settings.tiktok_app_key, app_secret, raw, signature):
-            log.warning("webhook_unauthorized", signed=bool(signature))
-            return answer(WebhookResult.UNAUTHORIZED, 401, {
-                "detail": "missing or invalid signature" if signature else "missing signature"})
-
-        try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return answer(WebhookResult.NOT_JSON, 400, {"detail": "body is not JSON"})
-
-        now = datetime.now(UTC)
-        try:
-            outcome = parse_webhook(payload, observed_at=now)
-        except WebhookShapeError as exc:
-            log.warning("webhook_invalid", fields=list(exc.fields), error=str(exc))
-            invalid = webhook_rejection(shape_rejection(payload, exc), raw, at=now)
-            unavailable = await reject(invalid)
-            if unavailable is not None:
-                return unavailable
-            return answer(WebhookResult.INVALID, 422, {
-                "detail": f"invalid webhook: {exc}",
-                "errors": [{"field": e.field, "message": e.message} for e in exc.errors],
-                "rejection_id": invalid.rejection_id,
-            })
-
-        if isinstance(outcome, Ignored):
-            log.info("webhook_ignored", webhook_type=outcome.webhook_type)
-            return answer(WebhookResult.IGNORED, 200, {"status": "ignored"})
-
-        started = time.perf_counter()
-        if isinstance(outcome, Accepted):
-            event = outcome.event
-            try:
-                await kafka.publish_event(event)
-            except PublishError as exc:
-                log.error("webhook_publish_failed", event_id=event.event_id, error=str(exc))
-                return answer(WebhookResult.UNAVAILABLE, 503, {
-                    "detail": f"event bus unavailable, retry later: {exc}"})
-            metrics.publish_seconds.labels(topic=EVENTS_TOPIC).observe(
-                time.perf_counter() - started)
-            log.info("webhook_accepted", event_id=event.event_id, source=event.source.value)
-            if on_legacy_webhook is not None and event.source == EventSource.WEBHOOK_LEGACY:
-                try:
-                    on_legacy_webhook(event)
-                except Exception as exc:  # never affects the answer
-                    log.warning("on_legacy_webhook_failed", event_id=event.event_id,
-                                error=repr(exc))
-            return answer(WebhookResult.ACCEPTED, 200,
-                          {"status": "accepted", "event_id": event.event_id})
-
-        rejection = webhook_rejection(outcome, raw, at=now)
-        unavailable = await reject(rejection)
-        if unavailable is not None:
-            return unavailable
-        # 200: TikTok must not retry a webhook we will never be able to map.
-        return answer(WebhookResult.REJECTED, 200, {
-            "status": "rejected", "reason": rejection.reason.value,
-            "rejection_id": rejection.rejection_id})
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        if await kafka.ping(2.0):
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "detail": "Kafka not connected"},
-                            status_code=503)
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+def create_service(settings: Settings) -> FastAPI:
+    """The ingestor as `python -m ingestor` runs it: the webhook app and, on the same broker,
+    the sync-command consumer, webhook enrichment and reconciler (`ingestor.sync`)."""
+    bus = KafkaBus(settings)
+    metrics = IngestorMetrics()
+    # Subscribers are registered on `bus.broker` before the app starts it.
+    sync = SyncService(settings, bus, metrics)
+    sync.register(bus.broker)
+    shops = sync.shops  # connected shops, their tokens and the authorization callback
+    assert shops is not None
+    app = create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
+                     background=[shops, sync])
+    app.include_router(shops.router())  # TikTok's authorization redirect
     return app

@@ -54,7 +54,8 @@ class KafkaBus:
         self._rejected = self.broker.publisher(
             REJECTED_TOPIC,
             title="rejected events",
-            description="Webhooks the ingestor could not map; key = shop_id or 'unknown'",
+            description="Webhooks and synced records the ingestor could not map, and "
+                        "undecodable sync commands; key = shop_id or 'unknown'",
             schema=RejectedEvent,
         )
         self._sync_commands = self.broker.publisher(

@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
@@ -97,11 +98,11 @@ class TikTokApiError(Exception):
     def reason(self) -> str:
         if self.code is not None and self.code in KNOWN_CODES:
             return KNOWN_CODES[self.code]
-        if self.http_status in (401, 403):
+        if self.http_status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             return "not authorised (credentials refused)"
-        if self.http_status == 429:
+        if self.http_status == HTTPStatus.TOO_MANY_REQUESTS:
             return "rate limited"
-        if self.http_status is not None and self.http_status >= 500:
+        if self.http_status is not None and self.http_status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             return "TikTok server error"
         return self.message
 
@@ -487,19 +488,19 @@ def _records(data: Mapping[str, Any], key: str) -> list[Any]:
 def _parse(response: httpx.Response, path: str) -> dict[str, Any]:
     status = response.status_code
     request_id = response.headers.get("x-tt-logid")
-    if status == 429:
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
         raise TikTokApiError(
             None, "HTTP 429 Too Many Requests", True, http_status=status, path=path,
             retry_after=_retry_after_seconds(response.headers.get("retry-after")),
         )
-    if status >= 500:
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         raise TikTokApiError(None, f"HTTP {status}", True, http_status=status, path=path,
                              retry_after=_retry_after_seconds(response.headers.get("retry-after")))
     try:
         payload = response.json()
     except ValueError:
         payload = None
-    if status >= 400:
+    if status >= HTTPStatus.BAD_REQUEST:
         code, message = _code_message(payload)
         raise TikTokApiError(code, message or f"HTTP {status}", False, http_status=status,
                              path=path, request_id=request_id)

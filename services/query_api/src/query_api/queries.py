@@ -32,6 +32,11 @@ class BadCursor(ValueError):
     """A cursor that this API did not produce (or that was altered)."""
 
 
+# the parts of a cursor token: [update_time, _id]; a rejection's: ["r", rejected_at, _id]
+CURSOR_PARTS = 2
+REJECTION_CURSOR_PARTS = 3
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Position after the last item of a page: the (update_time, _id) of that item."""
@@ -87,7 +92,7 @@ def decode_cursor(token: str) -> Cursor:
     value = _decode(token)
     if (
         not isinstance(value, list)
-        or len(value) != 2
+        or len(value) != CURSOR_PARTS
         or type(value[0]) is not int  # bool is an int subclass: refuse it
         or not isinstance(value[1], str)
     ):
@@ -125,23 +130,9 @@ def build_match(params: ListParams) -> dict[str, Any]:
         query["status"] = {"$in": [s.value for s in statuses]}
     if params.reverse_type is not None:
         query["reverse_type"] = params.reverse_type.value
-    if params.order_id is not None:
-        query["order_id"] = str(params.order_id)
-    if params.return_id is not None:
-        if params.shop_id is not None:  # the primary key: one exact lookup
-            query["_id"] = return_key(str(params.shop_id), str(params.return_id))
-        else:
-            query["return_id"] = str(params.return_id)
     if params.anomaly is not None:
         query["anomaly"] = bool(params.anomaly)
-    if params.search is not None:
-        text = str(params.search)
-        by_return: dict[str, str] = (
-            {"_id": return_key(str(params.shop_id), text)}
-            if params.shop_id is not None
-            else {"return_id": text}
-        )
-        query["$or"] = [{"order_id": text}, by_return]
+    query.update(_identity_match(params))
     time_range: dict[str, int] = {}
     if params.updated_from is not None:
         time_range["$gte"] = int(params.updated_from)
@@ -149,6 +140,27 @@ def build_match(params: ListParams) -> dict[str, Any]:
         time_range["$lt"] = int(params.updated_to)
     if time_range:
         query["update_time"] = time_range
+    return query
+
+
+def _identity_match(params: ListParams) -> dict[str, Any]:
+    """The order id, return id and search filters; a return id within a shop is the primary
+    key, one exact lookup."""
+    query: dict[str, Any] = {}
+    shop_id = None if params.shop_id is None else str(params.shop_id)
+    if params.order_id is not None:
+        query["order_id"] = str(params.order_id)
+    if params.return_id is not None:
+        if shop_id is not None:
+            query["_id"] = return_key(shop_id, str(params.return_id))
+        else:
+            query["return_id"] = str(params.return_id)
+    if params.search is not None:
+        text = str(params.search)
+        by_return: dict[str, str] = (
+            {"_id": return_key(shop_id, text)} if shop_id is not None else {"return_id": text}
+        )
+        query["$or"] = [{"order_id": text}, by_return]
     return query
 
 
@@ -229,7 +241,7 @@ def decode_rejection_cursor(token: str) -> RejectionCursor:
     value = _decode(token)
     if (
         not isinstance(value, list)
-        or len(value) != 3
+        or len(value) != REJECTION_CURSOR_PARTS
         or value[0] != "r"
         or not isinstance(value[1], str)
         or not isinstance(value[2], str)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Any, TypeVar
 
 import structlog
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 from pymongo import AsyncMongoClient
 
@@ -37,6 +39,11 @@ from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+ASYNCAPI_DESCRIPTION = (
+    "The state machine's Kafka side: it folds the return events into the read model, publishes "
+    "the events it cannot apply, and records every rejection for the query API."
+)
 
 
 def raw_records(message: Any) -> list[bytes | None]:
@@ -99,6 +106,84 @@ class Watchdog:
             self.last_progress = time.monotonic()
 
 
+class Service:
+    """What the state machine does with what it consumes; `create_app` wires it to Kafka."""
+
+    def __init__(self, settings: Settings, rejected: Any, watchdog: Watchdog) -> None:
+        self.settings = settings
+        self.rejected = rejected  # the rejected topic's publisher
+        self.watchdog = watchdog
+        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url,
+                                                                        tz_aware=True)
+        self.repository: ReadModelRepository | None = None
+        self.processor: BatchProcessor | None = None
+
+    async def publish_rejections(self, rejections: list[RejectedEvent]) -> None:
+        futures = [
+            await self.rejected.publish(r, key=(r.shop_id or "unknown").encode(),
+                                        no_confirm=True)
+            for r in rejections
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def apply(self, msg: KafkaMessage) -> None:
+        """One batch of return events, durable before its offsets are committed."""
+        processor = self.processor
+        if processor is None:
+            raise RuntimeError("a batch before the state machine started")
+        deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
+        self.watchdog.busy = True
+        try:
+            with metrics.BATCH_SECONDS.time():
+                await retry_forever("apply batch", lambda: processor.process(deliveries))
+            await msg.ack()
+            metrics.PROGRESS.committed({d.partition for d in deliveries})
+        finally:
+            self.watchdog.busy = False
+            self.watchdog.last_progress = time.monotonic()
+
+    async def record(self, msg: KafkaMessage) -> None:
+        """One batch of the rejected topic, recorded for the query API."""
+        repository = self.repository
+        if repository is None:
+            raise RuntimeError("a batch before the state machine started")
+        rejections = []
+        for record in msg.raw_message:
+            try:
+                rejections.append(RejectedEvent.model_validate_json(record.value or b""))
+            except ValueError:
+                log.error("unreadable record on the rejected topic, kept on the topic",
+                          partition=record.partition, offset=record.offset)
+        await retry_forever("record rejections", lambda: record_each(repository, rejections))
+        await msg.ack()
+
+    async def start(self) -> None:
+        settings = self.settings
+        bootstrap = settings.kafka_bootstrap_servers
+        await retry_forever("create topics", lambda: ensure_topics(bootstrap))
+        db = self.mongo.get_database(settings.mongodb_database)
+        if not settings.state_machine_collection:
+            await retry_forever("check the read model", lambda: check_schema(db))
+        read_model = ActiveReadModel(self.mongo, settings.mongodb_database,
+                                     settings.state_machine_collection)
+        self.repository = await retry_forever("create indexes", read_model)
+
+        async def healthy() -> bool:
+            try:  # a read of a collection: FerretDB answers a ping without its PostgreSQL
+                await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
+                return True
+            except Exception as exc:  # a probe: any failure means "not healthy"
+                log.warning("store health probe failed", error=repr(exc))
+                return False
+
+        self.processor = BatchProcessor(read_model, self.publish_rejections, healthy)
+        serve_metrics(settings)
+        log.info("state machine starting", collection=self.repository.returns.name,
+                 metrics=f"http://{settings.state_machine_metrics_host}:"
+                         f"{settings.state_machine_metrics_port}/metrics")
+
+
 def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     configure_logging(settings.log_level)
     broker = KafkaBroker(
@@ -106,18 +191,14 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         client_id="returns-state-machine",
         log_level=logging.DEBUG,  # one line per batch is noise at INFO; our own logs say more
     )
-    rejected = broker.publisher(REJECTED_TOPIC, title="rejected events",
-                                schema=RejectedEvent)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    state: dict[str, Any] = {}
-
-    async def publish_rejections(rejections: list[RejectedEvent]) -> None:
-        futures = [
-            await rejected.publish(r, key=(r.shop_id or "unknown").encode(), no_confirm=True)
-            for r in rejections
-        ]
-        if futures:
-            await asyncio.gather(*futures)
+    rejected = broker.publisher(
+        REJECTED_TOPIC, title="rejected events", schema=RejectedEvent,
+        description="Events it cannot apply (invalid or forbidden transitions, undecodable "
+                    "or unprocessable records); key = shop_id or 'unknown'",
+    )
+    watchdog = Watchdog(settings)
+    service = Service(settings, rejected, watchdog)
+    state: dict[str, asyncio.Task[None]] = {}
 
     @broker.subscriber(
         EVENTS_TOPIC,
@@ -129,19 +210,11 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         decoder=raw_records,
         max_poll_interval_ms=15 * 60 * 1000,
         title="return events",
+        description="Return changes, folded into the read model in batches; key = "
+                    "shop_id:return_id",
     )
     async def on_events(_: list[bytes | None], msg: KafkaMessage) -> None:
-        deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
-        processor: BatchProcessor = state["processor"]
-        watchdog.busy = True
-        try:
-            with metrics.BATCH_SECONDS.time():
-                await retry_forever("apply batch", lambda: processor.process(deliveries))
-            await msg.ack()
-            metrics.PROGRESS.committed({d.partition for d in deliveries})
-        finally:
-            watchdog.busy = False
-            watchdog.last_progress = time.monotonic()
+        await service.apply(msg)
 
     @broker.subscriber(
         REJECTED_TOPIC,
@@ -152,47 +225,17 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
         ack_policy=AckPolicy.MANUAL,
         decoder=raw_records,
         title="rejected events (recorded for the API)",
+        description="Every rejection, of the ingestor and of the state machine, stored for the "
+                    "query API",
     )
     async def on_rejections(_: list[bytes | None], msg: KafkaMessage) -> None:
-        rejections = []
-        for record in msg.raw_message:
-            try:
-                rejections.append(RejectedEvent.model_validate_json(record.value or b""))
-            except ValueError:
-                log.error("unreadable record on the rejected topic, kept on the topic",
-                          partition=record.partition, offset=record.offset)
-        repository: ReadModelRepository = state["repository"]
-        await retry_forever("record rejections", lambda: record_each(repository, rejections))
-        await msg.ack()
+        await service.record(msg)
 
-    app = FastStream(broker)
-    watchdog = Watchdog(settings)
+    app = FastStream(broker, specification=AsyncAPI(
+        title="TikTok returns state machine", version=version("returns-state-machine"),
+        description=ASYNCAPI_DESCRIPTION))
 
-    @app.on_startup
-    async def start() -> None:
-        bootstrap = settings.kafka_bootstrap_servers
-        await retry_forever("create topics", lambda: ensure_topics(bootstrap))
-        db = mongo.get_database(settings.mongodb_database)
-        if not settings.state_machine_collection:
-            await retry_forever("check the read model", lambda: check_schema(db))
-        read_model = ActiveReadModel(mongo, settings.mongodb_database,
-                                     settings.state_machine_collection)
-        repository = await retry_forever("create indexes", read_model)
-        state["repository"] = repository
-
-        async def healthy() -> bool:
-            try:  # a read of a collection: FerretDB answers a ping without its PostgreSQL
-                await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
-                return True
-            except Exception as exc:  # a probe: any failure means "not healthy"
-                log.warning("store health probe failed", error=repr(exc))
-                return False
-
-        state["processor"] = BatchProcessor(read_model, publish_rejections, healthy)
-        serve_metrics(settings)
-        log.info("state machine starting", collection=repository.returns.name,
-                 metrics=f"http://{settings.state_machine_metrics_host}:"
-                         f"{settings.state_machine_metrics_port}/metrics")
+    app.on_startup(service.start)
 
     @app.after_startup
     async def watch() -> None:
@@ -202,7 +245,7 @@ def create_app(settings: Settings) -> tuple[FastStream, Watchdog]:
     async def stop() -> None:
         if "watchdog" in state:
             state["watchdog"].cancel()
-        await mongo.close()
+        await service.mongo.close()
 
     return app, watchdog
 

@@ -26,13 +26,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.statuses import (
-    LEGACY_REVERSE_TYPE_CODES,
-    LEGACY_STATUS_CODES,
-    V202309_RETURN_TYPES,
-    V202309_STATUS_NAMES,
-)
 from tiktok_sim.auth import SimAuth, auth_router
+from tiktok_sim.codes import (
+    STATUS_OF_LEGACY_CODE,
+    STATUS_OF_V202309_NAME,
+    TYPE_OF_LEGACY_CODE,
+    TYPE_OF_V202309_NAME,
+)
 from tiktok_sim.driver import LifecycleDriver, Shares, WebhookSender
 from tiktok_sim.protocol import (
     ERR_ACCESS_TOKEN_EXPIRED,
@@ -200,7 +200,8 @@ def create_app(
             rate=settings.webhook_rate, transport=webhook_transport,
         )
     for seed in settings.shop_seeds():
-        generate_returns(store, rng, seed.shop_id, seed.count, seed.api_version, int(clock()))
+        generate_returns(store, rng, seed.shop_id, seed.count, seed.api_version,
+                         now=int(clock()))
 
     async def drive_forever() -> None:
         while True:
@@ -341,9 +342,9 @@ def create_app(
         time_to = _int_param(body, "update_time_to")
         status = _int_param(body, "reverse_order_status")
         reverse_type = _int_param(body, "reverse_type")
-        if status is not None and status not in LEGACY_STATUS_CODES:
+        if status is not None and status not in STATUS_OF_LEGACY_CODE:
             raise _Refusal(ERR_INVALID_PARAMS, "reverse_order_status unknown")
-        if reverse_type is not None and reverse_type not in LEGACY_REVERSE_TYPE_CODES:
+        if reverse_type is not None and reverse_type not in TYPE_OF_LEGACY_CODE:
             raise _Refusal(ERR_INVALID_PARAMS, "reverse_type unknown")
         return_id = body.get("reverse_order_id")
         order_id = body.get("order_id")
@@ -353,8 +354,8 @@ def create_app(
             and (time_to is None or r.update_time <= time_to)  # both bounds inclusive
             and (return_id is None or r.return_id == str(return_id))
             and (order_id is None or r.order_id == str(order_id))
-            and (status is None or r.status == LEGACY_STATUS_CODES[status])
-            and (reverse_type is None or r.reverse_type == LEGACY_REVERSE_TYPE_CODES[reverse_type])
+            and (status is None or r.status == STATUS_OF_LEGACY_CODE[status])
+            and (reverse_type is None or r.reverse_type == TYPE_OF_LEGACY_CODE[reverse_type])
         ]
         if body.get("sort_type") == 1:
             matching.reverse()
@@ -401,14 +402,14 @@ def create_app(
         order_ids = _list_param(body, "order_ids")
         types = _list_param(body, "return_types")
         statuses = _list_param(body, "return_status")
-        if types is not None and any(t not in V202309_RETURN_TYPES for t in types):
+        if types is not None and any(t not in TYPE_OF_V202309_NAME for t in types):
             raise _Refusal(ERR_INVALID_PARAMS, "return_types unknown")
-        if statuses is not None and any(s not in V202309_STATUS_NAMES for s in statuses):
+        if statuses is not None and any(s not in STATUS_OF_V202309_NAME for s in statuses):
             raise _Refusal(ERR_INVALID_PARAMS, "return_status unknown")
         wanted_ids = None if return_ids is None else {str(i) for i in return_ids}
         wanted_orders = None if order_ids is None else {str(i) for i in order_ids}
-        wanted_types = None if types is None else {V202309_RETURN_TYPES[t] for t in types}
-        wanted_status = None if statuses is None else {V202309_STATUS_NAMES[s] for s in statuses}
+        wanted_types = None if types is None else {TYPE_OF_V202309_NAME[t] for t in types}
+        wanted_status = None if statuses is None else {STATUS_OF_V202309_NAME[s] for s in statuses}
 
         def keep(r: SimReturn) -> bool:
             ge, lt = bounds["update_time_ge"], bounds["update_time_lt"]
@@ -476,7 +477,7 @@ def create_app(
     async def generate(req: GenerateRequest) -> dict[str, Any]:
         try:
             created = generate_returns(store, rng, req.shop_id, req.count, req.api_version,
-                                       int(clock()))
+                                       now=int(clock()))
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from None
         return {

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Literal
 
 import httpx
@@ -177,6 +178,7 @@ class WebhookSender:
         app_key: str,
         app_secret: str,
         stats: SimStats,
+        *,
         rate: float = 20.0,
         attempts: int = 3,
         retry_delay_s: float = 0.2,
@@ -216,7 +218,7 @@ class WebhookSender:
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
             else:
-                if response.status_code == 200:
+                if response.status_code == HTTPStatus.OK:
                     self._stats.webhooks["sent"] += 1
                     self._stats.webhooks[hook.kind] += 1
                     if hook.delayed:

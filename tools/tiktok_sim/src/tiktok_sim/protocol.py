@@ -1,8 +1,8 @@
 """TikTok's side of the wire: error codes, request and webhook signatures, record formats.
 
 The simulator implements TikTok's rules independently of the ingestor (it must not import it),
-so the two check each other. TikTok names are rendered from the inverse of the `contracts`
-tables, never retyped.
+so the two check each other. TikTok's status and type codes are the simulator's own
+(`tiktok_sim.codes`), never taken from `contracts`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from contracts.statuses import (
-    LEGACY_REVERSE_EVENT_TYPES,
-    LEGACY_REVERSE_TYPE_CODES,
-    LEGACY_STATUS_CODES,
-    V202309_RETURN_TYPES,
-    V202309_STATUS_NAMES,
-    ReturnStatus,
-    ReverseType,
+from contracts.statuses import ReturnStatus, ReverseType
+from tiktok_sim.codes import (
+    LEGACY_CODE_OF_STATUS,
+    LEGACY_TYPE_CODE_OF,
+    V202309_NAME_OF_STATUS,
+    V202309_TYPE_NAME_OF,
 )
 
 ApiVersion = Literal["legacy", "202309"]
@@ -58,27 +56,6 @@ SHOP_CIPHER_PREFIX = "cipher-"
 
 WEBHOOK_TYPE_LEGACY_RETURN = 2
 WEBHOOK_TYPE_202309_RETURN = 12
-
-# Inverse tables, computed from contracts. Several 202309 names map to AFTERSALE_APPLYING;
-# the first listed (RETURN_OR_REFUND_REQUEST_PENDING) is the one rendered.
-LEGACY_CODE_OF_STATUS: Mapping[ReturnStatus, int] = {s: c for c, s in LEGACY_STATUS_CODES.items()}
-
-
-def _first_name_per_status() -> dict[ReturnStatus, str]:
-    names: dict[ReturnStatus, str] = {}
-    for name, status in V202309_STATUS_NAMES.items():
-        names.setdefault(status, name)
-    return names
-
-
-V202309_NAME_OF_STATUS: Mapping[ReturnStatus, str] = _first_name_per_status()
-LEGACY_TYPE_CODE_OF: Mapping[ReverseType, int] = {
-    t: c for c, t in LEGACY_REVERSE_TYPE_CODES.items()
-}
-LEGACY_EVENT_TYPE_OF: Mapping[ReverseType, str] = {
-    t: n for n, t in LEGACY_REVERSE_EVENT_TYPES.items()
-}
-V202309_TYPE_NAME_OF: Mapping[ReverseType, str] = {t: n for n, t in V202309_RETURN_TYPES.items()}
 
 
 def renderable_statuses(api_version: ApiVersion) -> frozenset[ReturnStatus]:

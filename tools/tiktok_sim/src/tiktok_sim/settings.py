@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tiktok_sim.protocol import ApiVersion
 
+SEED_PARTS = 3  # shop_id:api:count
+
 
 class ShopSeed:
     """One entry of SIM_SHOPS: `shop_id:api_version:count`."""
@@ -64,7 +66,8 @@ def parse_shops(spec: str) -> list[ShopSeed]:
     seeds: list[ShopSeed] = []
     for entry in filter(None, (e.strip() for e in spec.split(","))):
         parts = entry.split(":")
-        if len(parts) != 3 or parts[1] not in ("legacy", "202309") or not parts[2].isdigit():
+        well_formed = len(parts) == SEED_PARTS and parts[2].isdigit()
+        if not well_formed or parts[1] not in ("legacy", "202309"):
             raise ValueError(f"SIM_SHOPS entry {entry!r} is not shop_id:legacy|202309:count")
         seeds.append(ShopSeed(parts[0], cast(ApiVersion, parts[1]), int(parts[2])))
     return seeds

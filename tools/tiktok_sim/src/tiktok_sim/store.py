@@ -11,12 +11,14 @@ from typing import Any
 
 from contracts.statuses import ReturnStatus, ReverseType
 from contracts.transitions import TRANSITIONS, allowed_for_type
-from tiktok_sim.protocol import (
+from tiktok_sim.codes import (
     LEGACY_CODE_OF_STATUS,
     LEGACY_EVENT_TYPE_OF,
     LEGACY_TYPE_CODE_OF,
     V202309_NAME_OF_STATUS,
     V202309_TYPE_NAME_OF,
+)
+from tiktok_sim.protocol import (
     WEBHOOK_TYPE_202309_RETURN,
     WEBHOOK_TYPE_LEGACY_RETURN,
     ApiVersion,
@@ -188,6 +190,7 @@ def generate_returns(
     shop_id: str,
     count: int,
     api_version: ApiVersion,
+    *,
     now: int,
     max_steps: int = 4,
 ) -> list[SimReturn]:

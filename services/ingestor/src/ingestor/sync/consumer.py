@@ -48,7 +48,9 @@ def subscribe(broker: KafkaBroker, group_id: str, on_record: OnRecord) -> None:
         decoder=_raw_value,
         auto_offset_reset="earliest",
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-        title="sync commands",
+        # Not "sync commands": that titles the reconciler's publisher, and AsyncAPI channels
+        # are keyed by title.
+        title="sync commands (handled)",
         description="Sync Return requests; key = shop_id (one consumer per shop, in order)",
     )
     async def on_sync_command(body: bytes | None, msg: KafkaMessage) -> None:

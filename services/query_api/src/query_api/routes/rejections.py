@@ -25,6 +25,7 @@ router = APIRouter(prefix="/api/v1/rejections")
 async def list_rejections(
     repository: Repo,
     caller: Caller,
+    *,
     shop_id: Id = None,
     reason: RejectionReason | None = None,
     limit: Limit = queries.DEFAULT_LIMIT,

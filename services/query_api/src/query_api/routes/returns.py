@@ -25,6 +25,8 @@ from query_api.deps import (
 from query_api.models import ErrorMessage, ReturnDetailView, ReturnsPage, ReturnView, StatusCounts
 from query_api.openapi import AUTH_ERRORS, as_json
 
+CSV_LINES_PER_CHUNK = 200  # rows per chunk of the streamed CSV
+
 router = APIRouter(prefix="/api/v1/returns")
 
 
@@ -58,6 +60,7 @@ class ReturnFilters:
 
 
 def return_filters(
+    *,
     shop_id: Annotated[
         str | None, text_query("the shop (required unless the token is granted every shop)")
     ] = None,
@@ -169,7 +172,7 @@ async def export_returns(repository: Repo, caller: Caller, filters: Filters) -> 
         batch: list[list[str]] = []
         async for doc in documents:
             batch.append(export.csv_row(doc))
-            if len(batch) >= 200:
+            if len(batch) >= CSV_LINES_PER_CHUNK:
                 yield export.csv_lines(batch)
                 batch = []
         if batch:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -191,7 +191,12 @@ def _state(request: Request) -> tuple[SyncJobs, CommandPublisher]:
     return request.app.state.sync_jobs, request.app.state.sync_publisher
 
 
-def sync_router(settings: Settings) -> APIRouter:
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
+
+
+def _lifespan(settings: Settings) -> Lifespan:
+    """Opens the sync jobs' repository on the app's MongoDB client and the command publisher."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Runs inside the app's own lifespan (FastAPI nests router lifespans), which opened
@@ -213,7 +218,11 @@ def sync_router(settings: Settings) -> APIRouter:
                 await connecting
             await publisher.close()
 
-    router = APIRouter(prefix="/api/v1/sync", tags=["sync"], lifespan=lifespan)
+    return lifespan
+
+
+def sync_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/sync", tags=["sync"], lifespan=_lifespan(settings))
 
     @router.post(
         "",
