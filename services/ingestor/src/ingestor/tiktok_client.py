@@ -38,6 +38,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from ingestor.legacy_walk import walk_legacy
 from ingestor.tiktok_mapping import MappingResult, map_records, record_update_time
 from ingestor.tiktok_signing import sign_request
 
@@ -292,43 +293,17 @@ class TikTokShopClient:
     async def _iter_legacy(
         self, since: int | None, until: int | None, filters: dict[str, Any]
     ) -> AsyncIterator[Page]:
-        """Walks time, not offsets: sorted by update time ascending, each page starts at the
-        newest update time of the page before (`update_time_from`), so a return updated while
-        the sync pages (which leaves its place for the end of the list) shifts nothing that is
-        still to be read. Records of that boundary second already read are dropped (their
-        identity is the same). Only when a whole page shares one second does it step through
-        that second by offset, so a second holding more than a page never stalls it."""
-        size = self.config.legacy_page_size
-        time_from = since
-        offset = 0
-        boundary: set[str] = set()  # ids already read whose update time is `time_from`
-        number = 0
-        while True:
-            body: dict[str, Any] = {**filters, "offset": offset, "size": size,
-                                    "sort_by": 1, "sort_type": 0}
-            if time_from is not None:
-                body["update_time_from"] = time_from
-            if until is not None:
-                body["update_time_to"] = until
+        """Walks time, not offsets (`legacy_walk`)."""
+
+        async def fetch(body: dict[str, Any]) -> tuple[list[Any], bool]:
             data = await self._post_legacy(body)
-            records = _records(data, "reverse_list")
+            return _records(data, "reverse_list"), bool(data.get("more"))
+
+        number = 0
+        async for records in walk_legacy(fetch, since, until, filters,
+                                         self.config.legacy_page_size, self.config.shop_id):
             number += 1
-            fresh = [r for r in records
-                     if not (_legacy_id(r) in boundary and _time_of(r) == time_from)]
-            yield self._page(number, fresh)
-            if not data.get("more"):
-                return
-            if not records:
-                log.warning("tiktok legacy search says more but sent no records; stopping",
-                            extra={"shop_id": self.config.shop_id, "offset": offset})
-                return
-            newest = max((t for t in map(_time_of, records) if t is not None), default=None)
-            if newest is not None and (time_from is None or newest > time_from):
-                time_from, offset = newest, 0
-                boundary = set()
-            else:  # the whole page is one second (or has no times): step through it
-                offset += len(records)
-            boundary |= {_legacy_id(r) for r in records if _time_of(r) == time_from}
+            yield self._page(number, records)
 
     async def _iter_202309(
         self, since: int | None, until: int | None, filters: dict[str, Any]
@@ -468,14 +443,6 @@ class TikTokShopClient:
             extra={"shop_id": self.config.shop_id, "attempt": state.attempt_number,
                    "wait_s": wait},
         )
-
-
-def _time_of(record: Any) -> int | None:
-    return record_update_time(record) if isinstance(record, dict) else None
-
-
-def _legacy_id(record: Any) -> str:
-    return str(record.get("reverse_order_id")) if isinstance(record, dict) else repr(record)
 
 
 def _records(data: Mapping[str, Any], key: str) -> list[Any]:
