@@ -21,7 +21,13 @@ import httpx
 from contracts.messages import ReturnEvent
 from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from tests.conftest import TEST_OAUTH_STATE_SECRET, TEST_SHOP_TOKEN_KEY
-from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
+from tests.integration.services import (
+    ServiceProcess,
+    free_port,
+    http_ok,
+    listed_returns,
+    wait_until,
+)
 
 APP_KEY = "shops-app-key"
 APP_SECRET = "shops-app-secret"
@@ -63,21 +69,8 @@ class ShopsStack:
 
     def shown(self, shop_id: str) -> dict[str, tuple[str, int]]:
         """What the query API shows of a shop: return id -> (status, update time)."""
-        found: dict[str, tuple[str, int]] = {}
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"shop_id": shop_id, "limit": 100}
-            if cursor:
-                params["cursor"] = cursor
-            response = httpx.get(f"{self.query_url}/api/v1/returns", params=params,
-                                 headers=self.admin, timeout=30)
-            response.raise_for_status()
-            page = response.json()
-            found.update({i["return_id"]: (i["status"], i["update_time"])
-                          for i in page["items"]})
-            cursor = page["next_cursor"]
-            if not cursor:
-                return found
+        return {i["return_id"]: (i["status"], i["update_time"])
+                for i in listed_returns(self.query_url, self.admin, shop_id)}
 
     @property
     def admin(self) -> dict[str, str]:

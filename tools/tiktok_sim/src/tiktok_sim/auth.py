@@ -232,19 +232,17 @@ def auth_router(auth: SimAuth, signed: SignedCheck) -> APIRouter:
         return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': state})}",
                                 status_code=302)
 
-    @router.get(TOKEN_GET_PATH)
-    async def token_get(request: Request) -> JSONResponse:
-        refused = app_error(request, "authorized_code")
-        if refused is not None:
-            return answer(refused)
-        return answer(auth.exchange(request.query_params.get("auth_code", "")))
+    def token_route(path: str, grant_type: str, param: str,
+                    action: Callable[[str], dict[str, Any] | int]) -> None:
+        @router.get(path, name=path)
+        async def token_endpoint(request: Request) -> JSONResponse:
+            refused = app_error(request, grant_type)
+            if refused is not None:
+                return answer(refused)
+            return answer(action(request.query_params.get(param, "")))
 
-    @router.get(TOKEN_REFRESH_PATH)
-    async def token_refresh(request: Request) -> JSONResponse:
-        refused = app_error(request, "refresh_token")
-        if refused is not None:
-            return answer(refused)
-        return answer(auth.refresh(request.query_params.get("refresh_token", "")))
+    token_route(TOKEN_GET_PATH, "authorized_code", "auth_code", auth.exchange)
+    token_route(TOKEN_REFRESH_PATH, "refresh_token", "refresh_token", auth.refresh)
 
     @router.get(AUTHORIZED_SHOPS_PATH)
     async def authorized_shops(request: Request) -> JSONResponse:

@@ -7,6 +7,8 @@ start) has re-encrypted every stored token under the new key (README: "Rotating 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
@@ -25,16 +27,16 @@ class TokenCipher:
         return self._fernet.encrypt(token.encode()).decode()
 
     def decrypt(self, stored: str) -> str:
-        try:
-            return self._fernet.decrypt(stored.encode()).decode()
-        except InvalidToken:
-            raise TokenKeyError("a stored token cannot be decrypted with SHOP_TOKEN_KEYS "
-                                "(was its key removed?)") from None
+        return self._open(self._fernet.decrypt, stored)
 
     def rotate(self, stored: str) -> str:
         """The same token encrypted under the first key."""
+        return self._open(self._fernet.rotate, stored)
+
+    @staticmethod
+    def _open(step: Callable[[bytes], bytes], stored: str) -> str:
         try:
-            return self._fernet.rotate(stored.encode()).decode()
+            return step(stored.encode()).decode()
         except InvalidToken:
             raise TokenKeyError("a stored token cannot be decrypted with SHOP_TOKEN_KEYS "
                                 "(was its key removed?)") from None
