@@ -320,15 +320,25 @@ def test_a_legacy_sync_with_returns_updated_while_it_pages_and_the_next_one_miss
     # The first sync alone: every return whose update time is inside its window, as it is now.
     inside = {rid: seen for rid, seen in truth.items() if seen[1] < first["until"]}
 
+    missing: dict[str, tuple[str, int] | None] = {}
+
     def first_complete() -> bool:
         shown = system.shown(shop)
-        return len(shown) == 500 and all(shown[rid] == seen for rid, seen in inside.items())
+        missing.clear()
+        missing.update({rid: shown.get(rid) for rid, seen in inside.items()
+                        if shown.get(rid) != seen})
+        return len(shown) == 500 and not missing
 
-    wait_until(first_complete, 120, "the first sync's returns in the query API", interval=1)
+    try:
+        wait_until(first_complete, 180, "the first sync's returns in the query API", interval=1)
+    except TimeoutError:
+        sample = {rid: (inside[rid], missing[rid]) for rid in list(missing)[:5]}
+        raise AssertionError(f"{len(missing)} returns differ (simulator, API): {sample}; "
+                             f"first sync {first}") from None
     # Together with the next sync (from the first one's checkpoint minus the overlap): all.
     second = system.sync(shop)
     assert second["status"] == "succeeded", second
-    wait_until(lambda: system.shown(shop) == truth, 120, "the simulator's returns", interval=1)
+    wait_until(lambda: system.shown(shop) == truth, 180, "the simulator's returns", interval=1)
 
 
 # Last: it reads what every test above left in the logs.
