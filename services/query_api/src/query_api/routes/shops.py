@@ -32,7 +32,8 @@ from contracts.shops import (
     ShopStatus,
 )
 from query_api.auth import Caller
-from query_api.models import ErrorMessage
+from query_api.models import ErrorMessage, ValidationFailure
+from query_api.openapi import CALLER_ERRORS
 from query_api.routes.dashboard import PAGE_HEADERS, STATIC_DIR
 from query_api.settings import Settings
 from runtime.oauth_state import sign_state
@@ -40,9 +41,10 @@ from runtime.oauth_state import sign_state
 log = structlog.get_logger("query_api.shops")
 
 Document = dict[str, Any]
+# The caller's errors, and a parameter the route refuses (the message names it).
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorMessage, "description": "no or unknown bearer token"},
-    403: {"model": ErrorMessage, "description": "the token is not granted this shop"},
+    **CALLER_ERRORS,
+    422: {"model": ValidationFailure, "description": "a parameter is invalid"},
 }
 SHOP_ID = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/]+$")]
 
@@ -120,9 +122,11 @@ def shops_router(settings: Settings) -> APIRouter:
         return [ShopView.from_document(d, synced.get(str(d["_id"]))) for d in docs]
 
     @router.get(
-        "/api/v1/shops/connect", response_model=ConnectUrl, status_code=307,
-        responses={**AUTH_ERRORS, 200: {"model": ConnectUrl,
-                                        "description": "with redirect=false"}},
+        "/api/v1/shops/connect", response_model=None, status_code=307,
+        response_class=RedirectResponse,
+        responses={**AUTH_ERRORS,
+                   307: {"description": "to TikTok's authorization page (Location)"},
+                   200: {"model": ConnectUrl, "description": "with redirect=false"}},
         summary="Connect a shop: go to TikTok's authorization page (tokens granted '*')",
     )
     async def connect(
