@@ -42,10 +42,11 @@ def command_of(job: Document) -> SyncCommand:
 
 
 class SyncRunner:
-    def __init__(self, store: SyncJobs, run: Run, *, concurrency: int,
-                 stale_s: float) -> None:
+    def __init__(self, store: SyncJobs, run: Run, *, concurrency: int, stale_s: float,
+                 ready: Callable[[], bool]) -> None:
         self._store = store
         self._run = run
+        self._ready = ready  # Kafka connected: a job taken over before would fail at once
         self._slots = asyncio.Semaphore(concurrency)
         self._stale_s = stale_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -112,6 +113,8 @@ class SyncRunner:
     async def _recover_forever(self) -> None:
         while True:
             await asyncio.sleep(max(1.0, self._stale_s / 3))
+            if not self._ready():
+                continue
             try:
                 await self.recover()
             except PyMongoError as exc:

@@ -84,7 +84,8 @@ class SyncService:
         self.reconciler = Reconciler(self.settings, self.bus, self.metrics, self._shop_ids)
         self.runner = SyncRunner(self.store, self.handle,
                                  concurrency=self.settings.sync_concurrency,
-                                 stale_s=self.settings.sync_job_stale_seconds)
+                                 stale_s=self.settings.sync_job_stale_seconds,
+                                 ready=lambda: self.bus.connected)
 
     @property
     def _clients(self) -> ShopClients:
