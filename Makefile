@@ -10,9 +10,9 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 VENV_PY := .venv/bin/python
 
-.PHONY: install deps browser infra run test lint unit integration replay bench schemas clean
+.PHONY: install deps browser vendor infra run test lint unit integration replay bench schemas clean
 
-install: deps infra
+install: deps infra vendor
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -24,6 +24,26 @@ deps: $(UV)
 # Debian's Chromium for the browser test (the machine cannot download Playwright's browsers).
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# Chart.js for the dashboard's Insights view: the npm registry's tarball (sha256 pinned here),
+# unpacked into a git-ignored dir the query API serves itself (nothing from a CDN at run time).
+CHARTJS_VERSION := 4.6.1
+CHARTJS_SHA256 := 9345dacdf4bb4c5d40321f4b9aafab6fe676d37a534fc0bc2d17c4c4e29c4f00
+VENDOR_DIR := services/query_api/src/query_api/static/vendor
+CHARTJS_STAMP := $(VENDOR_DIR)/.chart.js-$(CHARTJS_VERSION)
+
+vendor: $(CHARTJS_STAMP)
+
+$(CHARTJS_STAMP):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	npm pack --silent --pack-destination "$$tmp" chart.js@$(CHARTJS_VERSION) >/dev/null && \
+	echo "$(CHARTJS_SHA256)  $$tmp/chart.js-$(CHARTJS_VERSION).tgz" | sha256sum --check --quiet && \
+	tar -xzf "$$tmp/chart.js-$(CHARTJS_VERSION).tgz" -C "$$tmp" \
+		package/dist/chart.umd.min.js package/LICENSE.md && \
+	rm -rf $(VENDOR_DIR) && mkdir -p $(VENDOR_DIR) && \
+	cp "$$tmp/package/dist/chart.umd.min.js" $(VENDOR_DIR)/chart.umd.min.js && \
+	cp "$$tmp/package/LICENSE.md" $(VENDOR_DIR)/chart.js-LICENSE.md && touch $@
 
 infra: deps
 	$(VENV_PY) -m devinfra install

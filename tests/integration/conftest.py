@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,10 @@ APP_SECRET = "it-app-secret"
 TOKEN = "it-ops-token"
 LIMITED_TOKEN = "it-limited-token"  # granted only LIMITED_SHOP
 LIMITED_SHOP = "it-limited-shop"
+READ_TOKEN = "it-read-token"  # every shop, read-only (the old form of a grant: a list of shops)
+TOKEN_LABEL = "Ops (integration tests)"  # TOKEN's label, recorded with its decisions
+INTERNAL_TOKEN = "it-internal-token"  # the query API's calls to the ingestor
+DEADLINE_SECRET = "it-deadline-secret"  # signs the ingestor's deadline webhook
 SIM_ACCESS_TOKEN = "it-access-token"
 SYNC_LEASE_SECONDS = 6  # short, so a restarted ingestor takes over a dead one's sync quickly
 SYNC_JOB_STALE_SECONDS = 8  # likewise: a dead ingestor's job is taken over after this
@@ -39,6 +45,10 @@ SYNC_SHOPS: dict[str, tuple[str, str | None]] = {
     "api": ("202309", None),
     "cli": ("legacy", None),
     "dashboard": ("202309", None),
+    "decisions": ("202309", None),
+    "decisions-legacy": ("legacy", None),
+    "dashboard-actions": ("202309", None),
+    "deadlines": ("202309", None),
 }
 
 
@@ -77,14 +87,50 @@ def base_env(kafka_bootstrap: str, mongodb_url: str, database: str) -> dict[str,
         "MONGODB_DATABASE": database,
         "TIKTOK_APP_KEY": APP_KEY,
         "TIKTOK_APP_SECRET": APP_SECRET,
-        "QUERY_API_TOKENS": json.dumps({TOKEN: ["*"], LIMITED_TOKEN: [LIMITED_SHOP]}),
+        "QUERY_API_TOKENS": json.dumps({
+            TOKEN: {"shops": ["*"], "role": "act", "label": TOKEN_LABEL},
+            LIMITED_TOKEN: [LIMITED_SHOP], READ_TOKEN: ["*"]}),
+        "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
         "LOG_LEVEL": "INFO",
     }
 
 
+@dataclass
+class HookReceiver:
+    """The seller's own systems, as far as the ingestor's deadline webhook is concerned."""
+
+    url: str
+    received: list[tuple[dict[str, str], bytes]]
+
+
+@pytest.fixture(scope="session")
+def deadline_hooks() -> Iterator[HookReceiver]:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HookReceiver(f"http://127.0.0.1:{server.server_address[1]}/deadlines", received)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
 def stack(
-    kafka_bootstrap: str, mongodb_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, mongodb_url: str, tmp_path_factory: pytest.TempPathFactory,
+    deadline_hooks: HookReceiver,
 ) -> Iterator[Stack]:
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     log_dir = tmp_path_factory.mktemp("service-logs")
@@ -108,13 +154,21 @@ def stack(
         "SYNC_LEASE_SECONDS": str(SYNC_LEASE_SECONDS),
         "SYNC_JOB_STALE_SECONDS": str(SYNC_JOB_STALE_SECONDS),
         "SYNC_GROUP_ID": f"sync-{database}",
+        "DECISIONS_GROUP_ID": f"decisions-{database}",
+        "DEADLINE_WEBHOOK_URL": deadline_hooks.url,
+        "DEADLINE_WEBHOOK_SECRET": DEADLINE_SECRET,
+        "DEADLINE_SCAN_SECONDS": "2",
         "SYNC_RECONCILE_MINUTES": "0",
     }
     processes = {
         "tiktok_sim": ServiceProcess(
             "tiktok_sim",
             {"SIM_PORT": str(sim_port), "SIM_APP_KEY": APP_KEY, "SIM_APP_SECRET": APP_SECRET,
-             "SIM_ACCESS_TOKEN": SIM_ACCESS_TOKEN},
+             "SIM_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
+             # decisions move returns on and push their webhooks (nothing else is pushed:
+             # the simulator does not drive returns by itself here)
+             "SIM_WEBHOOK_URL": f"http://127.0.0.1:{ingestor_port}/webhooks/tiktok",
+             "SIM_WEBHOOK_RATE": "1000"},
             log_dir / "tiktok_sim.log",
         ),
         "state_machine": ServiceProcess(
@@ -127,7 +181,10 @@ def stack(
             log_dir / "state_machine.log",
         ),
         "query_api": ServiceProcess(
-            "query_api", {**env, "QUERY_API_PORT": str(query_port)}, log_dir / "query_api.log"
+            "query_api",
+            {**env, "QUERY_API_PORT": str(query_port),
+             "INGESTOR_URL": f"http://127.0.0.1:{ingestor_port}"},
+            log_dir / "query_api.log",
         ),
         "ingestor": ServiceProcess("ingestor", ingestor_env, log_dir / "ingestor.log"),
     }

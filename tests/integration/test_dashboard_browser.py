@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.integration.conftest import TOKEN, Stack
+from tests.integration.conftest import TOKEN, TOKEN_LABEL, Stack
 from tests.integration.services import wait_until
 from tests.integration.test_end_to_end import (
     T0,
@@ -31,6 +31,7 @@ from tests.integration.test_end_to_end import (
     webhook_202309,
     webhook_legacy,
 )
+from tests.integration.test_sync import request_sync, wait_for_job
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DASHBOARD_SYNC_SHOP = "dashboard"  # its name in the stack's SYNC_SHOPS
+ACTIONS_SYNC_SHOP = "dashboard-actions"  # the shop the seller acts on
 SIM_RETURNS = 40
 T = 100_000  # seconds after the webhook helpers' T0 (test_end_to_end)
 
@@ -139,6 +141,8 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     page.goto(f"{stack.query_url}/?token={TOKEN}&shop={shop}")
     expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15_000)
     assert "token=" not in page.url  # the token left the address bar
+    page.click("#list-returns")  # the dashboard opens on "Needs action"
+    expect(page.locator("body")).to_have_attribute("data-list", "returns")
     expect(page.locator("#shop")).to_have_value(shop)
 
     # -- Sync Returns: fetch the simulator's returns through the button
@@ -169,10 +173,14 @@ def test_the_dashboard_shows_the_sellers_returns(stack: Stack, browser_page: Pag
     expect(page.locator('[data-tab="AFTERSALE_APPLYING"]')).to_have_attribute(
         "aria-selected", "true"
     )
+    # (the rows of the tab before may hold as many rows: wait for the other statuses to go)
+    expect(page.locator('#returns-body tr:not([data-status="AFTERSALE_APPLYING"])')
+           ).to_have_count(0)
     expect(rows).to_have_count(min(counts["AFTERSALE_APPLYING"], 25))
     statuses = rows.evaluate_all("rows => rows.map(r => r.dataset.status)")
     assert set(statuses) == {"AFTERSALE_APPLYING"}
     page.click('[data-tab="COMPLETE"]')
+    expect(page.locator('#returns-body tr:not([data-status="COMPLETE"])')).to_have_count(0)
     expect(rows).to_have_count(min(counts["COMPLETE"], 25))
     assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.status)")) == {"COMPLETE"}
 
@@ -254,6 +262,7 @@ def test_the_csv_export_downloads_the_current_filter(stack: Stack, browser_page:
     assert post_webhook(stack, webhook_legacy(shop, "csv-1", 1, T)).status_code == 200
     wait_for_status(stack, shop, "csv-1", "AFTERSALE_APPLYING")
     page.goto(f"{stack.query_url}/?token={TOKEN}&shop={shop}")
+    page.click("#list-returns")
     expect(page.locator("#returns-body tr")).to_have_count(1, timeout=15_000)
     with page.expect_download() as download_info:
         page.click("#export-csv")
@@ -264,3 +273,82 @@ def test_the_csv_export_downloads_the_current_filter(stack: Stack, browser_page:
     assert lines[0].startswith("order_id,return_id,reverse_type,status")
     assert len(lines) == 2
     assert lines[1].startswith("o-csv-1,csv-1,REFUND_ONLY,AFTERSALE_APPLYING")
+
+
+def test_the_seller_approves_and_rejects_from_needs_action(
+    stack: Stack, browser_page: Page
+) -> None:
+    page = browser_page
+    shop = stack.shop(ACTIONS_SYNC_SHOP)
+    generated = httpx.post(f"{stack.sim_url}/_sim/returns/generate",
+                           json={"shop_id": shop, "count": SIM_RETURNS, "api_version": "202309"})
+    assert generated.status_code == 200, generated.text
+    job = wait_for_job(stack, request_sync(stack, shop))
+    assert job["status"] == "succeeded", job
+    wait_for_settled_counts(stack, shop, SIM_RETURNS // 2)
+    waiting = api_get(stack, "/api/v1/returns/needs-action", shop_id=shop)["items"]
+    assert len(waiting) >= 2
+
+    page.goto(f"{stack.query_url}/")
+    page.evaluate("() => sessionStorage.clear()")  # a first visit: no list chosen before
+    page.goto(f"{stack.query_url}/?token={TOKEN}&shop={shop}")
+    expect(page.locator("body")).to_have_attribute("data-list", "needs-action")
+    expect(page.locator("#needs-action")).to_have_attribute("data-loaded", "true", timeout=15_000)
+    rows = page.locator("#action-body tr")
+    expect(rows).to_have_count(len(waiting))
+    expect(page.locator("#needs-action-count")).to_have_attribute("data-count", str(len(waiting)))
+    shown = rows.evaluate_all("rows => rows.map(r => [r.dataset.returnId, +r.dataset.deadline])")
+    assert [r for r, _ in shown] == [i["return_id"] for i in waiting]  # soonest deadline first
+    assert [d for _, d in shown] == sorted(d for _, d in shown)
+    marks = page.locator("#action-body .countdown").evaluate_all(
+        "nodes => nodes.map(n => [+n.dataset.deadline, n.dataset.urgent, n.textContent])")
+    now = time.time()
+    for deadline, urgent, text in marks:
+        assert urgent == ("true" if deadline - now < 86_400 else "false"), (deadline, urgent)
+        assert text.endswith("left") or text.startswith("overdue")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "needs-action.png"))
+
+    approved, rejected = waiting[0], waiting[1]
+    detail = page.locator("#detail")
+
+    # -- approve the most urgent one
+    page.locator(f'#action-body tr[data-return-id="{approved["return_id"]}"]').click()
+    expect(detail).to_have_attribute("data-return-id", approved["return_id"])
+    page.click("#approve-button")
+    expect(page.locator("#decision-status")).to_have_attribute("data-state", "accepted",
+                                                               timeout=30_000)
+    moved_on(page, approved)
+
+    # -- reject the next one with one of TikTok's reasons
+    page.locator(f'#action-body tr[data-return-id="{rejected["return_id"]}"]').click()
+    expect(detail).to_have_attribute("data-return-id", rejected["return_id"])
+    expect(page.locator("#reject-reason")).to_have_attribute("data-loaded", "true",
+                                                             timeout=15_000)
+    reason = page.locator("#reject-reason option").nth(1)
+    reason_name = reason.get_attribute("value")
+    assert reason_name
+    page.select_option("#reject-reason", reason_name)
+    page.fill("#reject-comment", "Seen in the parcel photos")
+    page.click("#reject-button")
+    expect(page.locator("#decision-status")).to_have_attribute("data-state", "accepted",
+                                                               timeout=30_000)
+    moved_on(page, rejected)
+    logged = page.locator('#decisions li[data-decision="reject"]')
+    expect(logged).to_contain_text(reason_name)
+    expect(logged).to_contain_text("Seen in the parcel photos")
+    page.screenshot(path=str(ARTIFACTS / "decision-detail.png"))
+    for item in (approved, rejected):
+        decided = api_get(stack, f"/api/v1/returns/{shop}/{item['return_id']}")
+        assert decided["status"] != item["status"]
+        assert [d["status"] for d in decided["decisions"]] == ["accepted"]
+
+
+def moved_on(page: Page, item: dict[str, Any]) -> None:
+    """The return left Needs action and its detail shows TikTok's new status (the webhook)."""
+    expect(page.locator(f'#action-body tr[data-return-id="{item["return_id"]}"]')).to_have_count(
+        0, timeout=30_000)
+    expect(page.locator("#detail-body .status").first).not_to_have_attribute(
+        "data-status", item["status"], timeout=30_000)
+    expect(page.locator('#decisions li[data-decision-status="accepted"]')).to_have_count(1)
+    expect(page.locator("#decisions li").first).to_contain_text(f"by {TOKEN_LABEL}")

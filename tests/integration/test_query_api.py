@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
+from contracts.decisions import allowed_decisions
 from contracts.messages import (
     EventSource,
     Money,
@@ -275,7 +276,9 @@ async def test_list_items_are_the_stored_return_with_its_id(api: httpx.AsyncClie
     item = response.json()["items"][0]
     stored = next(d for d in DOCS if d["_id"] == item["id"])
     expected = {k: v for k, v in stored.items() if k in ReturnState.model_fields}
-    assert {k: v for k, v in item.items() if k != "id"} == expected
+    assert {k: v for k, v in item.items() if k not in ("id", "allowed_decisions")} == expected
+    state = ReturnState.model_validate(stored)  # and the decisions its status offers
+    assert item["allowed_decisions"] == list(allowed_decisions(state.reverse_type, state.status))
     assert "version" not in item
     assert "last_offset" not in item
     assert "_id" not in item

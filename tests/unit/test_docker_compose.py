@@ -34,7 +34,8 @@ BUILT: dict[str, type[BaseSettings]] = {
 # default; a SecretStr setting must be listed here (checked below), so a new one is not missed.
 SECRETS = {
     "TIKTOK_APP_KEY", "TIKTOK_APP_SECRET", "TIKTOK_ACCESS_TOKEN", "QUERY_API_TOKENS",
-    "SIM_APP_KEY", "SIM_APP_SECRET", "SIM_ACCESS_TOKEN", "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET",
+    "SIM_APP_KEY", "SIM_APP_SECRET", "SIM_ACCESS_TOKEN", "INTERNAL_API_TOKEN",
+    "DEADLINE_WEBHOOK_SECRET", "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET",
 }
 FROM_CALLER = re.compile(r"^\$\{(\w+):\?[^}]+\}$")  # ${VAR:?message}: compose refuses if unset
 NO_DEFAULT = re.compile(r"^\$\{(\w+)(:\?[^}]+|:-)?\}$")  # ${VAR:?...}, ${VAR} or ${VAR:-}

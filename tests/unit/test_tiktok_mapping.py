@@ -295,3 +295,29 @@ def test_simulator_renderings_of_one_return_map_to_the_same_details_in_both_gene
         a, b = ret_as_202309.details, ret_as_legacy.details
         assert (a.refund, a.items, a.tracking_number, a.request_time, a.reason_text) == (
             b.refund, b.items, b.tracking_number, b.request_time, b.reason_text)
+
+
+def test_a_202309_record_keeps_what_tiktok_waits_for_from_the_seller_and_by_when() -> None:
+    waiting = {**v202309(), "seller_next_action_response": [
+        {"action": "SELLER_RESPOND_REFUND", "deadline": 1732859990}]}
+    event = map_202309_record(waiting, SHOP)
+    assert isinstance(event, ReturnEvent)
+    assert [(a.action, a.deadline) for a in event.details.next_actions or ()] == [
+        ("SELLER_RESPOND_REFUND", 1732859990)]
+
+
+def test_a_202309_record_without_a_seller_action_clears_the_deadline_a_legacy_one_knows_none(
+) -> None:
+    event = map_202309_record(v202309(), SHOP)
+    assert isinstance(event, ReturnEvent) and event.details.next_actions == ()
+    legacy_event = map_legacy_record(legacy(), SHOP)
+    assert isinstance(legacy_event, ReturnEvent) and legacy_event.details.next_actions is None
+
+
+def test_an_impossible_deadline_rejects_the_record_naming_it() -> None:
+    bad = {**v202309(), "seller_next_action_response": [
+        {"action": "SELLER_RESPOND_REFUND", "deadline": 10**12}]}
+    rejected = map_202309_record(bad, SHOP)
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason is RejectionReason.INVALID_EVENT
+    assert "seller_next_action_response.deadline" in rejected.detail

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.deadlines import SellerAction
 from contracts.limits import (
     INT64_MAX,
     MAX_ID_LENGTH,
@@ -64,6 +65,10 @@ class ReturnDetails(_Message):
     items: tuple[ReturnItem, ...] | None = Field(default=None, max_length=MAX_ITEMS)
     tracking_number: Id | None = None
     request_time: UnixTime | None = None
+    next_actions: tuple[SellerAction, ...] | None = Field(
+        default=None, max_length=16,
+        description="what TikTok waits for from the seller and by when; () = nothing (clears "
+        "an earlier deadline), null = not known by this event")
 
 
 class EventSource(StrEnum):

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.deadlines import DEADLINE_INDEXES
 from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
 from contracts.statuses import ReturnStatus, ReverseType
 
@@ -177,11 +178,16 @@ RETURNS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("shop_id", 1), ("anomaly", 1), ("update_time", -1), ("_id", -1)], "shop_anomaly_updated"),
     ([("update_time", -1), ("_id", -1)], "updated"),
     *(([(name, 1), ("update_time", -1), ("_id", -1)], name) for name in PAGE_FIELDS),
+    *DEADLINE_INDEXES,  # the returns waiting on the seller, soonest deadline first
+    # Insights: a shop's returns requested in a time range, or with no known request time.
+    ([("shop_id", 1), ("details.request_time", 1)], "shop_requested"),
 )
 
 # The history of one return in fold order (the detail route and the state machine's refold).
 EVENTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (
     ([("return_key", 1), ("update_time", 1), ("rank", 1)], "return_order"),
+    # Insights: a shop's applied (or rejected) events since a time.
+    ([("shop_id", 1), ("outcome", 1), ("update_time", 1)], "shop_outcome_updated"),
 )
 
 COUNTS_INDEXES: tuple[tuple[list[tuple[str, int]], str], ...] = (

@@ -6,7 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from contracts.decisions import DecisionCommand
 from contracts.messages import MESSAGES
+
+EXPORTED: tuple[type[BaseModel], ...] = (*MESSAGES, DecisionCommand)
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -15,7 +20,7 @@ def rendered() -> dict[str, str]:
     return {
         f"{model.__name__}.json": json.dumps(model.model_json_schema(mode="serialization"),
                                              indent=2, sort_keys=True) + "\n"
-        for model in MESSAGES
+        for model in EXPORTED
     }
 
 

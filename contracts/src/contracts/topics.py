@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 EVENTS_TOPIC = "tiktok.returns.events.v1"
 SYNC_COMMANDS_TOPIC = "tiktok.returns.sync-commands.v1"
 REJECTED_TOPIC = "tiktok.returns.rejected.v1"
+DECISIONS_TOPIC = "tiktok.returns.decisions.v1"
 
 
 @dataclass(frozen=True)
@@ -24,4 +25,6 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Key = shop id, so one shop's syncs are handled in order by one consumer.
     TopicSpec(SYNC_COMMANDS_TOPIC, 6, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
     TopicSpec(REJECTED_TOPIC, 3, FOREVER),
+    # Key = shop id + return id, so one return's decisions are carried out in order.
+    TopicSpec(DECISIONS_TOPIC, 6, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
 )

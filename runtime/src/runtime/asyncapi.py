@@ -19,9 +19,10 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel
 
+from contracts.decisions import DecisionCommand
 from contracts.messages import RejectedEvent, ReturnEvent, SyncCommand
 from contracts.schemas import SCHEMA_DIR
-from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
+from contracts.topics import DECISIONS_TOPIC, EVENTS_TOPIC, REJECTED_TOPIC, SYNC_COMMANDS_TOPIC
 
 ASYNCAPI_DIR = SCHEMA_DIR.parent / "asyncapi"
 SCHEMA_REF = "#/components/schemas/"
@@ -30,6 +31,7 @@ TOPIC_MESSAGES: Mapping[str, type[BaseModel]] = {
     EVENTS_TOPIC: ReturnEvent,
     REJECTED_TOPIC: RejectedEvent,
     SYNC_COMMANDS_TOPIC: SyncCommand,
+    DECISIONS_TOPIC: DecisionCommand,
 }
 
 

@@ -16,6 +16,9 @@ from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 
 from contracts.messages import ReturnEvent
+from ingestor.deadline_watch import DeadlineWatch
+from ingestor.decisions import DecisionService
+from ingestor.internal_api import internal_router
 from ingestor.kafka import KafkaBus
 from ingestor.metrics import IngestorMetrics
 from ingestor.routes import meta
@@ -72,15 +75,16 @@ def create_app(
     bus: KafkaBus | None = None,
     *,
     metrics: IngestorMetrics | None = None,
-    on_legacy_webhook: Callable[[ReturnEvent], None] | None = None,
+    on_webhook: Callable[[ReturnEvent], None] | None = None,
     background: Sequence[Background] = (),
 ) -> FastAPI:
     """The ingestor app. Pass a `bus` whose broker already carries extra subscribers (e.g. the
     sync-command consumer) to have them started and stopped with the app.
 
-    `on_legacy_webhook` is called (synchronously; it must not block) with the event of each
-    legacy webhook once Kafka acknowledged it, e.g. to fetch the return's details in the
-    background. It cannot change the answer: whatever it raises is logged and ignored.
+    `on_webhook` is called (synchronously; it must not block) with the event of each webhook
+    once Kafka acknowledged it, e.g. to fetch the return's details in the background (a legacy
+    webhook has no amounts or items, neither generation's has TikTok's deadlines). It cannot
+    change the answer: whatever it raises is logged and ignored.
     """
     kafka = bus if bus is not None else KafkaBus(settings)
     metrics = metrics if metrics is not None else IngestorMetrics()
@@ -111,22 +115,28 @@ def create_app(
     app.state.metrics = metrics
     app.state.asyncapi = AsyncAPI(kafka.broker, title=TITLE, version=version("returns-ingestor"),
                                   description=ASYNCAPI_DESCRIPTION)
-    app.include_router(webhook_router(WebhookIntake(settings, kafka, metrics, on_legacy_webhook)))
+    app.include_router(webhook_router(WebhookIntake(settings, kafka, metrics, on_webhook)))
     app.include_router(meta.router)
     return app
 
 
 def create_service(settings: Settings) -> FastAPI:
     """The ingestor as `python -m ingestor` runs it: the webhook app and, on the same broker,
-    the sync-command consumer, webhook enrichment and reconciler (`ingestor.sync`)."""
+    the sync-command consumer, webhook enrichment and reconciler (`ingestor.sync`), the
+    seller-decision consumer (`ingestor.decisions`), the deadline watch, and the query API's
+    internal routes (reject reasons)."""
     bus = KafkaBus(settings)
     metrics = IngestorMetrics()
     # Subscribers are registered on `bus.broker` before the app starts it.
     sync = SyncService(settings, bus, metrics)
     sync.register(bus.broker)
     shops = sync.shops  # connected shops, their tokens and the authorization callback
-    assert shops is not None
-    app = create_app(settings, bus, metrics=metrics, on_legacy_webhook=sync.enrich_later,
-                     background=[shops, sync])
+    assert shops is not None and sync.clients is not None
+    decisions = DecisionService(settings, bus, sync.clients, metrics.registry)
+    decisions.register(bus.broker)
+    deadlines = DeadlineWatch(settings, metrics.registry)
+    app = create_app(settings, bus, metrics=metrics, on_webhook=sync.enrich_later,
+                     background=[shops, sync, decisions, deadlines])
+    app.include_router(internal_router(settings, sync.clients))
     app.include_router(shops.router())  # TikTok's authorization redirect
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from faststream.exceptions import FastStreamException
@@ -20,6 +21,13 @@ from ingestor.settings import Settings
 from runtime.topology import ensure_topics
 
 UNKNOWN_SHOP_KEY = "unknown"
+
+
+def raw_value(message: Any) -> bytes | None:
+    """FastStream decoder that leaves a record's bytes alone: the handler decodes them, so a
+    record that is not a valid message can be rejected with its reason instead of crashing."""
+    value = message.raw_message.value
+    return value if isinstance(value, bytes | None) else bytes(value)
 
 
 class PublishError(RuntimeError):
@@ -73,8 +81,12 @@ class KafkaBus:
     async def start(self) -> None:
         """Create missing topics, then connect the broker and start its subscribers."""
         await ensure_topics(self._settings.kafka_bootstrap_servers)
-        await self.broker.start()
+        await self.broker.connect()
+        # Publishing works from here, and must before the subscribers start: a handler that
+        # gets a record while the next subscriber is still starting publishes (a sync, a
+        # rejection), and would otherwise be told "not connected".
         self._connected = True
+        await self.broker.start()
 
     async def stop(self) -> None:
         self._connected = False

@@ -68,7 +68,7 @@ class IngestorMetrics:
         )
         self.enrichments = Counter(
             "ingestor_webhook_enrichments",
-            "Background fetches of a return after a legacy webhook, by result",
+            "Background fetches of a return after a webhook, by result",
             ["result"],
             registry=self.registry,
         )

@@ -77,17 +77,18 @@ def sync_rejection(rejected: Rejected, at: datetime) -> RejectedEvent:
 
 
 def undecodable_command(
-    value: bytes | None, detail: str, partition: int | None, offset: int | None, at: datetime
+    value: bytes | None, detail: str, partition: int | None, offset: int | None, at: datetime,
+    *, topic: str = SYNC_COMMANDS_TOPIC, kind: str = "sync command",
 ) -> RejectedEvent:
-    """A sync command that is not a `SyncCommand`, with its bytes and where it was read; the id
-    depends on the bytes only."""
+    """A command (of `kind`, read from `topic`) that is not one, with its bytes and where it
+    was read; the id depends on the kind and the bytes only."""
     body = value or b""
     return RejectedEvent(
-        rejection_id="ingestor-sync-command:" + hashlib.sha256(body).hexdigest(),
+        rejection_id=f"ingestor-{kind.replace(' ', '-')}:" + hashlib.sha256(body).hexdigest(),
         reason=RejectionReason.UNDECODABLE,
-        detail=f"sync command: {detail}",
+        detail=f"{kind}: {detail}",
         stage="ingestor",
-        source_topic=SYNC_COMMANDS_TOPIC,
+        source_topic=topic,
         source_partition=partition,
         source_offset=offset,
         raw=raw_text(body),

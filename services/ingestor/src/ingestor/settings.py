@@ -83,8 +83,18 @@ class Settings(BaseSettings):
     sync_concurrency: int = Field(default=4, ge=1)
     # A queued or running job whose worker gave no heartbeat this long is taken over.
     sync_job_stale_seconds: float = Field(default=180.0, gt=0)
-    # Background fetch of a return after a legacy webhook (which carries no amounts or items).
+    # Background fetch of a return after a webhook (a legacy one carries no amounts or items,
+    # neither generation's carries TikTok's deadlines).
     webhook_enrichment: bool = True
+    # --- Seller decisions and deadlines ------------------------------------------------------
+    decisions_group_id: str = "returns-ingestor-decisions"
+    # Bearer token of the query API's calls to /internal/* (reject reasons); unset: disabled.
+    internal_api_token: SecretStr | None = None
+    # The seller's own systems: told once (HMAC-SHA256 signed) when a return enters its last
+    # 24 h before TikTok's deadline. Unset URL: off.
+    deadline_webhook_url: str = ""
+    deadline_webhook_secret: SecretStr | None = None
+    deadline_scan_seconds: float = Field(default=60.0, gt=0)
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "tiktok_returns"
     mongodb_timeout_ms: int = Field(default=5000, ge=100)

@@ -282,6 +282,25 @@ class TikTokShopClient:
             return None
         return map_records(matching[:1], self.config.shop_id, self.config.api_version)[0]
 
+    async def call(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Any other call of the shop's API generation (decisions, reject reasons): signed,
+        paced and retried like a search; `data` of the answer, or `TikTokApiError`."""
+        if self.config.api_version == "legacy":
+            extra = {"shop_id": self.config.shop_id, "access_token": self.config.access_token}
+            headers: dict[str, str] = {}
+        else:
+            extra = {"shop_cipher": self.config.shop_cipher or ""}
+            headers = {"x-tts-access-token": self.config.access_token}
+        return await self._call(path, body, extra_query={**extra, **(query or {})},
+                                headers=headers, sign_body=self.config.api_version != "legacy",
+                                method=method)
+
     # ------------------------------------------------------------------------------ paging
 
     def _page(self, number: int, records: list[Any]) -> Page:
@@ -378,13 +397,15 @@ class TikTokShopClient:
     async def _call(
         self,
         path: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         *,
         extra_query: dict[str, str],
         headers: dict[str, str],
         sign_body: bool,
+        method: str = "POST",
     ) -> dict[str, Any]:
-        content = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        content = (b"" if body is None
+                   else json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.config.max_attempts),
             wait=self._wait,
@@ -395,7 +416,8 @@ class TikTokShopClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(path, content, extra_query, headers, sign_body)
+                return await self._attempt(path, content, extra_query, headers, sign_body,
+                                           method)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(
@@ -405,6 +427,7 @@ class TikTokShopClient:
         extra_query: dict[str, str],
         headers: dict[str, str],
         sign_body: bool,
+        method: str = "POST",
     ) -> dict[str, Any]:
         query = {"app_key": self.config.app_key, "timestamp": str(int(self._clock())),
                  **extra_query}
@@ -413,10 +436,11 @@ class TikTokShopClient:
         )
         async with self._limiter:
             try:
-                response = await self._http.post(
+                response = await self._http.request(
+                    method,
                     path,
                     params=query,
-                    content=content,
+                    content=content or None,
                     headers={"content-type": "application/json", **headers},
                 )
             except httpx.TransportError as exc:  # timeouts, refused or reset connections

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from contracts.deadlines import Deadline, SellerAction
 from contracts.limits import Amount, Count, UnixTime
 from contracts.messages import (
     EventSource,
@@ -48,6 +49,7 @@ T = TypeVar("T")
 _TIME = TypeAdapter[int](UnixTime)
 _COUNT = TypeAdapter[int](Count)
 _AMOUNT = TypeAdapter[Decimal](Amount)
+_DEADLINE = TypeAdapter[int](Deadline)
 
 MappingResult = ReturnEvent | Rejected
 
@@ -303,6 +305,21 @@ def _v202309_refund(record: Mapping[str, Any]) -> Money | None:
     return _money(amount.get("refund_total"), amount.get("currency"), "refund_amount.refund_total")
 
 
+def _v202309_next_actions(record: Mapping[str, Any]) -> tuple[SellerAction, ...]:
+    """`seller_next_action_response`: what TikTok waits for from the seller, by when. Absent
+    or empty means nothing (), which clears a deadline the return had."""
+    actions = []
+    for entry in _list_of_dicts(record, "seller_next_action_response"):
+        action = _opt_str(entry.get("action"))
+        deadline = _opt_int(entry, "deadline")
+        if action is None or deadline is None:
+            raise _Invalid(RejectionReason.INVALID_EVENT,
+                           "seller_next_action_response entry without action or deadline")
+        where = "seller_next_action_response.deadline"
+        actions.append(SellerAction(action=action, deadline=_within(_DEADLINE, deadline, where)))
+    return tuple(actions)
+
+
 def _map_202309(record: Mapping[str, Any], shop_id: str) -> ReturnEvent:
     return_id = _req_str(record, "return_id")
     type_name = _opt_str(record.get("return_type"))
@@ -325,6 +342,7 @@ def _map_202309(record: Mapping[str, Any], shop_id: str) -> ReturnEvent:
         items=_v202309_items(record),
         tracking_number=_opt_str(record.get("return_tracking_number")),
         request_time=_opt_time(record, "create_time"),
+        next_actions=_v202309_next_actions(record),
     )
     return ReturnEvent(
         shop_id=shop_id,

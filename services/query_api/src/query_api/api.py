@@ -10,6 +10,8 @@ from query_api.lifespan import lifespan
 from query_api.metrics import MetricsMiddleware, new_registry, request_histogram
 from query_api.openapi import document_unreadable_bodies
 from query_api.routes import ROUTERS
+from query_api.routes.decisions import decisions_router
+from query_api.routes.insights import insights_router
 from query_api.routes.shops import shops_router
 from query_api.routes.sync import sync_router
 from query_api.settings import Settings
@@ -28,12 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = new_registry()
     app.state.metrics_registry = registry  # read by GET /metrics
-    app.state.tokens = settings.query_api_tokens
+    app.state.tokens = settings.token_grants()
     app.add_middleware(MetricsMiddleware, histogram=request_histogram(registry))
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     document_unreadable_bodies(app)
     app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
+    app.include_router(decisions_router(settings))  # acting on returns, Needs action
+    app.include_router(insights_router(settings))  # GET /api/v1/insights
     app.include_router(shops_router(settings))  # Shops: /api/v1/shops..., the /shops page
     return app

@@ -1,28 +1,57 @@
-"""Bearer-token authentication and per-shop authorisation.
+"""Bearer-token authentication, per-shop authorisation, and who may act.
 
-`QUERY_API_TOKENS` maps each token to the shop ids it may read, e.g.
-`{"token-a": ["shop1", "shop2"], "ops": ["*"]}`. No or an unknown token: 401. A shop the
-token was not granted: 403. A token limited to some shops must name the shop it asks about,
-so no query can ever reach another seller's returns.
+`QUERY_API_TOKENS` maps each token to its grant: the shop ids it may see ("*" = all), its role
+(`read`, or `act`: may also approve and reject returns) and a label, recorded with each decision
+it takes (the token itself never is), e.g.
+`{"ops": {"shops": ["*"], "role": "act", "label": "Ops team"}, "bi": ["shop1", "shop2"]}`.
+A plain list of shops (the first form) is a read-only grant labelled after a digest of the token.
+
+No or an unknown token: 401. A shop the token was not granted, or acting without the role: 403.
+A token limited to some shops must name the shop it asks about, so no query can ever reach
+another seller's returns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 ALL_SHOPS = "*"
+Role = Literal["read", "act"]
 
 bearer = HTTPBearer(auto_error=False, description="a token of QUERY_API_TOKENS")
+
+
+class TokenGrant(BaseModel):
+    """What one token of QUERY_API_TOKENS may do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shops: list[str] = Field(min_length=1)
+    role: Role = "read"
+    label: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+def grant_of(token: str, value: TokenGrant | list[str]) -> TokenGrant:
+    """The grant of a QUERY_API_TOKENS entry, in either form, with a label."""
+    grant = value if isinstance(value, TokenGrant) else TokenGrant(shops=list(value))
+    if grant.label is None:
+        digest = hashlib.sha256(token.encode()).hexdigest()[:8]
+        grant = grant.model_copy(update={"label": f"token {digest}"})
+    return grant
 
 
 @dataclass(frozen=True)
 class Principal:
     shops: frozenset[str]
+    role: Role = "read"
+    label: str = "unknown"
 
     @property
     def all_shops(self) -> bool:
@@ -40,13 +69,21 @@ class Principal:
             raise HTTPException(403, f"this token is not granted shop {shop_id}")
         return shop_id
 
+    def require_act(self, shop_id: str) -> str:
+        """The shop a decision may be taken on: granted, and the token may act (403 if not)."""
+        self.require(shop_id)
+        if self.role != "act":
+            raise HTTPException(403, f"this token ({self.label}) may read but not act: it needs "
+                                "the role \"act\" in QUERY_API_TOKENS")
+        return shop_id
 
-def find_principal(tokens: dict[str, list[str]], presented: str) -> Principal | None:
+
+def find_principal(tokens: dict[str, TokenGrant], presented: str) -> Principal | None:
     """Constant-time comparison against every configured token."""
     found: Principal | None = None
-    for token, shops in tokens.items():
+    for token, grant in tokens.items():
         if hmac.compare_digest(token.encode(), presented.encode()):
-            found = Principal(frozenset(shops))
+            found = Principal(frozenset(grant.shops), grant.role, grant.label or "unknown")
     return found
 
 

@@ -10,11 +10,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from query_api.repository import Document, ReturnsRepository
+from query_api.repository import ReturnsRepository
 from query_api.settings import Settings
+from runtime.mongo import mongo_client
 from runtime.retry import Stopped, until_done
 
 log = structlog.get_logger("query_api")
@@ -36,12 +36,7 @@ async def _ensure_indexes_until_done(repository: ReturnsRepository, stop: asynci
 def lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.mongodb_url,
-            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
-            connectTimeoutMS=settings.mongodb_timeout_ms,
-            tz_aware=True,
-        )
+        client = mongo_client(settings.mongodb_url, settings.mongodb_timeout_ms)
         repository = ReturnsRepository(
             client,
             settings.mongodb_database,

@@ -66,12 +66,12 @@ class ListParams:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
 
 
-def _encode(value: list[Any]) -> str:
+def encode_token(value: list[Any]) -> str:
     raw = json.dumps(value, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _decode(token: str) -> Any:
+def decode_token(token: str) -> Any:
     if not token or len(token) > MAX_CURSOR_LENGTH:
         raise BadCursor("cursor is empty or too long")
     try:
@@ -84,12 +84,12 @@ def _decode(token: str) -> Any:
 
 def encode_cursor(cursor: Cursor) -> str:
     """Opaque, URL-safe token: unpadded urlsafe base64 of JSON `[update_time, _id]`."""
-    return _encode([cursor.update_time, cursor.id])
+    return encode_token([cursor.update_time, cursor.id])
 
 
 def decode_cursor(token: str) -> Cursor:
     """Inverse of `encode_cursor`; raises `BadCursor` for anything it did not produce."""
-    value = _decode(token)
+    value = decode_token(token)
     if (
         not isinstance(value, list)
         or len(value) != CURSOR_PARTS
@@ -234,11 +234,11 @@ class RejectionParams:
 
 def encode_rejection_cursor(cursor: RejectionCursor) -> str:
     """Opaque token: unpadded urlsafe base64 of JSON `["r", rejected_at, _id]`."""
-    return _encode(["r", cursor.rejected_at, cursor.id])
+    return encode_token(["r", cursor.rejected_at, cursor.id])
 
 
 def decode_rejection_cursor(token: str) -> RejectionCursor:
-    value = _decode(token)
+    value = decode_token(token)
     if (
         not isinstance(value, list)
         or len(value) != REJECTION_CURSOR_PARTS

@@ -30,7 +30,7 @@ from contracts.read_model import (
     counts_collection,
     events_collection,
 )
-from query_api import pages, queries
+from query_api import deadlines, pages, queries
 from runtime.indexes import ensure_indexes
 
 Document = dict[str, Any]
@@ -173,6 +173,18 @@ class ReturnsRepository:
             return None
         events = await self._db[events_collection(name)].find({"return_key": key}).to_list()
         return doc, events
+
+    async def find_return(self, shop_id: str, return_id: str) -> Document | None:
+        """A return's document, without its history."""
+        return await (await self._returns()).find_one({"_id": return_key(shop_id, return_id)})
+
+    async def needs_action(self, params: deadlines.NeedsActionParams
+                           ) -> tuple[list[Document], str | None]:
+        """Returns waiting on the seller, soonest deadline first, and the next page's cursor."""
+        cursor = (await self._returns()).find(deadlines.needs_action_filter(params))
+        docs = await cursor.sort(list(deadlines.NEEDS_ACTION_SORT)).limit(
+            params.limit + 1).to_list()
+        return docs[: params.limit], deadlines.next_deadline_cursor(docs, params.limit)
 
     async def count_by_status(self, shop_id: str | None) -> dict[str, int]:
         """From the counts the state machine keeps per shop and partition: O(statuses)."""

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from query_api.auth import TokenGrant, grant_of
 from runtime.startup import load_or_exit
 
 SERVICE = "query_api"
@@ -31,8 +32,13 @@ class Settings(BaseSettings):
         default=5000, ge=100, description="server selection / connect timeout"
     )
     kafka_bootstrap_servers: str = "127.0.0.1:9092"  # for sync commands
-    # JSON: token -> shop ids it may read ("*" for all). Required, at least one token.
-    query_api_tokens: dict[str, list[str]] = Field(min_length=1, repr=False)
+    # JSON: token -> its grant {"shops": [...], "role": "read"|"act", "label": "..."}, or the
+    # shop ids it may read ("*" for all; read-only). Required, at least one token.
+    query_api_tokens: dict[str, TokenGrant | list[str]] = Field(min_length=1, repr=False)
+    # Reject reasons come from TikTok through the ingestor (which holds TikTok's credentials).
+    ingestor_url: str = "http://127.0.0.1:8001"
+    internal_api_token: SecretStr | None = Field(default=None, repr=False)
+    reject_reasons_cache_seconds: float = Field(default=3600.0, ge=0)
     query_api_host: str = "127.0.0.1"
     query_api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
@@ -49,6 +55,10 @@ class Settings(BaseSettings):
         ge=0,
         description="how long the meta document naming the returns collection is cached",
     )
+
+    def token_grants(self) -> dict[str, TokenGrant]:
+        """QUERY_API_TOKENS, every entry as a grant with its label."""
+        return {token: grant_of(token, value) for token, value in self.query_api_tokens.items()}
 
 
 def settings_or_exit() -> Settings:

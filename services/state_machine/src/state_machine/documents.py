@@ -9,6 +9,7 @@ from typing import Any
 import bson
 from pymongo.errors import DocumentTooLarge
 
+from contracts.deadlines import deadline_fields
 from contracts.read_model import EventRecord, ReturnState, page_fields
 from state_machine.batch import Change, CountsKey, Stored, StoredEvent
 from state_machine.domain import Fact, Verdict
@@ -30,6 +31,7 @@ def return_document(change: Change, batch_id: str) -> Document:
     state = change.state
     return _encoded(state.model_dump(mode="json") | {
         **page_fields(state.shop_id, state.status.value, state.update_time),
+        **deadline_fields(state.details.next_actions),
         "_id": change.key,
         "applied": {"partition": change.partition, "offset": change.offset},
         "last_key": list(change.last_key),

@@ -110,14 +110,22 @@ def reverse_type_of(facts: Iterable[Fact]) -> ReverseType | None:
     return next((f.event.reverse_type for f in facts if f.event.reverse_type), None)
 
 
-def merge_details(state: ReturnState, event: ReturnEvent) -> dict[str, object]:
+def merge_details(
+    state: ReturnState, event: ReturnEvent, *, status_changes: bool = False
+) -> dict[str, object]:
     """Each detail (tracking number, refund, ...) holds the value of the newest event that
-    knew it; fields an event does not know are kept (rule 8)."""
-    details, as_of = {}, dict(state.details_as_of)
+    knew it; fields an event does not know are kept (rule 8). TikTok's deadlines
+    (`next_actions`) belong to the status they were given in: a move to another status that
+    does not bring its own clears them, as does an event that lists none (`()`)."""
+    details: dict[str, object] = {}
+    as_of = dict(state.details_as_of)
     for name, value in event.details:
         if value is not None and event.update_time >= as_of.get(name, -1):
             details[name] = value
             as_of[name] = event.update_time
+    if status_changes and event.details.next_actions is None and state.details.next_actions:
+        details["next_actions"] = None
+        as_of["next_actions"] = event.update_time
     return {"details": state.details.model_copy(update=details), "details_as_of": as_of}
 
 
@@ -163,7 +171,7 @@ def step(
                                 f"{state.status} cannot become {event.status}")
     # rules 5 and 6: a valid transition, or a gap bridged by inferred intermediate statuses
     moved = state.model_copy(update={"status": event.status, "update_time": event.update_time,
-                                     **merge_details(state, event)})
+                                     **merge_details(state, event, status_changes=True)})
     return moved, Verdict(Outcome.APPLIED, inferred=forward[:-1])
 
 

@@ -34,10 +34,11 @@ from contracts.read_model import (
 )
 from contracts.topics import EVENTS_TOPIC
 from runtime.logs import configure_logging
+from runtime.read_model import active_returns_collection
 from state_machine.batch import Delivery
 from state_machine.kafka_admin import topic_partitions
 from state_machine.processor import BatchProcessor, no_rejections
-from state_machine.repository import ActiveReadModel, active_returns_collection
+from state_machine.repository import ActiveReadModel
 from state_machine.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -40,6 +40,7 @@ from contracts.read_model import (
     events_collection,
 )
 from runtime.indexes import ensure_indexes
+from runtime.read_model import active_returns_collection
 from state_machine.batch import (
     BatchPlan,
     Change,
@@ -76,11 +77,6 @@ Announce = Callable[[list[RejectedEvent]], Awaitable[None]]
 
 class ReadModelOutdated(RuntimeError):
     """The stored read model has another layout than this code writes: rebuild it (replay)."""
-
-
-async def active_returns_collection(db: AsyncDatabase[Document]) -> str:
-    meta = await db[META_COLLECTION].find_one({"_id": ACTIVE_READ_MODEL_ID})
-    return str(meta["collection"]) if meta else DEFAULT_RETURNS_COLLECTION
 
 
 async def check_schema(db: AsyncDatabase[Document]) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from devinfra.proc import ServerStartError
 
 # Top-level fields the services filter on by equality (e.g. events by return_key, sync jobs and
-# checkpoints by shop_id and status, a page of returns by its time bucket: contracts.read_model).
+# checkpoints by shop_id and status, a page of returns by its time bucket: contracts.read_model;
+# the returns waiting on the seller by action_due: contracts.deadlines).
 FIELDS = ("_id", "shop_id", "status", "return_key", "reason", "command_id",
-          "page_day", "page_status_day", "page_hour", "page_status_hour")
+          "page_day", "page_status_day", "page_hour", "page_status_hour", "action_due")
 EVENT_TRIGGER = "devinfra_gin_indexes"
 PLAN_CACHE_MODE = "force_custom_plan"
 

@@ -18,7 +18,11 @@ DEV_CREDENTIALS = {
     "TIKTOK_APP_KEY": "dev-app-key",
     "TIKTOK_APP_SECRET": "dev-app-secret",
     "TIKTOK_ACCESS_TOKEN": "dev-access-token",
-    "QUERY_API_TOKENS": json.dumps({DEV_TOKEN: ["*"]}),
+    # The dev token may act (approve and reject returns), so `make run` can act.
+    "QUERY_API_TOKENS": json.dumps({DEV_TOKEN: {"shops": ["*"], "role": "act",
+                                                "label": "development"}}),
+    # The query API's calls to the ingestor (reject reasons).
+    "INTERNAL_API_TOKEN": "dev-internal-token",
     # Fernet key of the shops' tokens at rest (base64 of 32 bytes), and the secret that signs
     # the authorization redirect's state (the query API signs, the ingestor checks).
     "SHOP_TOKEN_KEYS": "ZGV2LXNob3AtdG9rZW4ta2V5LWZvci1tYWtlLXJ1biE=",
@@ -79,11 +83,14 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
         "TIKTOK_APP_KEY": creds["TIKTOK_APP_KEY"],
         "TIKTOK_APP_SECRET": creds["TIKTOK_APP_SECRET"],
         "TIKTOK_ACCESS_TOKEN": creds["TIKTOK_ACCESS_TOKEN"],
+        "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
         "SHOP_TOKEN_KEYS": creds["SHOP_TOKEN_KEYS"],
         "OAUTH_STATE_SECRET": creds["OAUTH_STATE_SECRET"],
         "SHOPS_PAGE_URL": f"http://127.0.0.1:{query_port}/shops",
     }
     query_env = {"QUERY_API_PORT": str(query_port), "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"],
+                 "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
+                 "INGESTOR_URL": f"http://127.0.0.1:{ingestor_port}",
                  "OAUTH_STATE_SECRET": creds["OAUTH_STATE_SECRET"]}
     simulator: list[Service] = []
     if not os.environ.get("TIKTOK_API_BASE_URL"):

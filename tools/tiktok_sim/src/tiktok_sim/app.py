@@ -33,6 +33,7 @@ from tiktok_sim.codes import (
     TYPE_OF_LEGACY_CODE,
     TYPE_OF_V202309_NAME,
 )
+from tiktok_sim.decisions import Guards, decisions_router
 from tiktok_sim.driver import LifecycleDriver, Shares, WebhookSender
 from tiktok_sim.protocol import (
     ERR_ACCESS_TOKEN_EXPIRED,
@@ -514,4 +515,7 @@ def create_app(
     async def get_stats() -> dict[str, Any]:
         return {**stats.as_dict(), "returns": len(store), "webhook_target": settings.webhook_url}
 
+    # Seller decisions and reject reasons (tiktok_sim.decisions), checked like the searches.
+    app.include_router(decisions_router(state, Guards(check_auth, json_body, injected_fault,
+                                                      _Refusal)))
     return app

@@ -25,6 +25,7 @@ from tiktok_sim.protocol import (
     renderable_statuses,
     supported_types,
 )
+from tiktok_sim.seller_actions import seller_next_actions
 
 S = ReturnStatus
 
@@ -92,6 +93,7 @@ class SimReturn:
     history: list[Step]
     seq: int = 0  # insertion order: ties on update_time page in a stable order
     tracking_number: str | None = None
+    listed_at: int = 0  # when the simulator first held it (deadlines start no earlier)
 
     @property
     def status(self) -> ReturnStatus:
@@ -231,6 +233,7 @@ def generate_returns(
             create_time=create_time,
             history=steps,
             tracking_number=tracking,
+            listed_at=now,
         )
         store.add(ret)
         created.append(ret)
@@ -335,6 +338,10 @@ def v202309_record(ret: SimReturn) -> dict[str, Any]:
     }
     if ret.tracking_number:
         record["return_tracking_number"] = ret.tracking_number
+    actions = seller_next_actions(ret.return_id, ret.reverse_type, ret.status,
+                                  ret.update_time, ret.listed_at)
+    if actions:
+        record["seller_next_action_response"] = actions
     return record
 
 

@@ -20,7 +20,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from contracts.messages import EventSource, RejectedEvent, ReturnEvent
+from contracts.messages import RejectedEvent, ReturnEvent
 from contracts.topics import EVENTS_TOPIC, REJECTED_TOPIC
 from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, WebhookResult
@@ -68,11 +68,11 @@ class WebhookIntake:
     """The steps of one webhook, each raising the `Answer` that ends it early."""
 
     def __init__(self, settings: Settings, kafka: KafkaBus, metrics: IngestorMetrics,
-                 on_legacy_webhook: Callable[[ReturnEvent], None] | None) -> None:
+                 on_webhook: Callable[[ReturnEvent], None] | None) -> None:
         self.settings = settings
         self.kafka = kafka
         self.metrics = metrics
-        self.on_legacy_webhook = on_legacy_webhook
+        self.on_webhook = on_webhook
         self._app_secret = settings.tiktok_app_secret.get_secret_value()
 
     async def handle(self, request: Request) -> JSONResponse:
@@ -136,12 +136,11 @@ class WebhookIntake:
         self.metrics.publish_seconds.labels(topic=EVENTS_TOPIC).observe(
             time.perf_counter() - started)
         log.info("webhook_accepted", event_id=event.event_id, source=event.source.value)
-        if self.on_legacy_webhook is not None and event.source == EventSource.WEBHOOK_LEGACY:
+        if self.on_webhook is not None:
             try:
-                self.on_legacy_webhook(event)
+                self.on_webhook(event)
             except Exception as exc:  # never affects the answer
-                log.warning("on_legacy_webhook_failed", event_id=event.event_id,
-                            error=repr(exc))
+                log.warning("on_webhook_failed", event_id=event.event_id, error=repr(exc))
 
     async def _reject(self, rejection: RejectedEvent) -> None:
         """Publish a rejection; raises the 503 to answer unless Kafka acknowledged it."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from faststream import AckPolicy
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 
 from contracts.messages import SyncCommand
 from contracts.topics import SYNC_COMMANDS_TOPIC
-from ingestor.kafka import KafkaBus, PublishError
+from ingestor.kafka import KafkaBus, PublishError, raw_value
 from ingestor.rejections import undecodable_command
 from runtime.retry import until_done
 
@@ -31,12 +30,6 @@ MAX_POLL_INTERVAL_MS = 60 * 60 * 1000  # a long sync holds its command this long
 OnRecord = Callable[[bytes | None, int | None, int | None], Awaitable[None]]
 
 
-def _raw_value(message: Any) -> bytes | None:
-    """FastStream decoder that leaves the bytes alone: the handler decodes the command."""
-    value = message.raw_message.value
-    return value if isinstance(value, bytes | None) else bytes(value)
-
-
 def subscribe(broker: KafkaBroker, group_id: str, on_record: OnRecord) -> None:
     """Subscribe `on_record(value, partition, offset)` to SYNC_COMMANDS_TOPIC (started with the
     app); the record is acknowledged once it returns."""
@@ -45,7 +38,7 @@ def subscribe(broker: KafkaBroker, group_id: str, on_record: OnRecord) -> None:
         SYNC_COMMANDS_TOPIC,
         group_id=group_id,
         ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_value,
+        decoder=raw_value,
         auto_offset_reset="earliest",
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
         # Not "sync commands": that titles the reconciler's publisher, and AsyncAPI channels

@@ -1,6 +1,7 @@
-"""Webhook enrichment: a legacy webhook carries no amounts, items or tracking, so once its event
-is acknowledged the return is fetched in the background and published as a sync snapshot (the
-same change as the webhook's event: one history entry downstream)."""
+"""Webhook enrichment: a legacy webhook carries no amounts, items or tracking, and neither
+generation's webhook carries TikTok's deadlines (`seller_next_action_response`), so once a
+webhook's event is acknowledged the return is fetched in the background and published as a
+sync snapshot (the same change as the webhook's event: one history entry downstream)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ class Enricher:
         self._slots = asyncio.Semaphore(ENRICH_CONCURRENCY)
 
     def enrich_later(self, event: ReturnEvent) -> None:
-        """After a legacy webhook's event is acknowledged: fetch the return in the background
-        and publish it as a sync snapshot (amounts, items, tracking). Never raises."""
+        """After a webhook's event is acknowledged: fetch the return in the background and
+        publish it as a sync snapshot (amounts, items, tracking, deadlines). Never raises."""
         if not self._settings.webhook_enrichment:
             return
         task = asyncio.create_task(self._enrich(event))

@@ -45,6 +45,7 @@ from ingestor.sync.reconciler import Reconciler
 from ingestor.sync.runner import SyncRunner
 from ingestor.sync.window import Window, WindowError, resolve_window
 from ingestor.tiktok_client import TikTokApiError
+from runtime.mongo import mongo_client
 from runtime.sync_jobs import Document, SyncJobs
 
 log = structlog.get_logger("ingestor.sync")
@@ -70,12 +71,8 @@ class SyncService:
 
     def __post_init__(self) -> None:
         if self.mongo is None:
-            self.mongo = AsyncMongoClient(
-                self.settings.mongodb_url,
-                serverSelectionTimeoutMS=self.settings.mongodb_timeout_ms,
-                connectTimeoutMS=self.settings.mongodb_timeout_ms,
-                tz_aware=True,
-            )
+            self.mongo = mongo_client(self.settings.mongodb_url,
+                                      self.settings.mongodb_timeout_ms)
         self.store = SyncJobs(self.mongo, self.settings.mongodb_database)
         if self.clients is None:
             self.shops = Shops(self.settings, self.mongo, self.transport)
@@ -139,7 +136,7 @@ class SyncService:
         await until_stored("claim", lambda: self.runner.take(command))
 
     def enrich_later(self, event: ReturnEvent) -> None:
-        """See `Enricher.enrich_later` (the app's `on_legacy_webhook`)."""
+        """See `Enricher.enrich_later` (the app's `on_webhook`)."""
         self.enricher.enrich_later(event)
 
     # ------------------------------------------------------------------ the sync

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
+from contracts.messages import return_key
 from contracts.statuses import ReturnStatus, ReverseType
 from query_api import export, queries
 from query_api.auth import Caller
@@ -24,6 +25,7 @@ from query_api.deps import (
 )
 from query_api.models import ErrorMessage, ReturnDetailView, ReturnsPage, ReturnView, StatusCounts
 from query_api.openapi import AUTH_ERRORS, as_json
+from runtime.decision_store import DecisionStore
 
 CSV_LINES_PER_CHUNK = 200  # rows per chunk of the streamed CSV
 
@@ -190,9 +192,10 @@ async def export_returns(repository: Repo, caller: Caller, filters: Filters) -> 
     "/{shop_id}/{return_id}",
     response_model=ReturnDetailView,
     responses={404: {"model": ErrorMessage, "description": "no such return"}, **AUTH_ERRORS},
-    summary="One return with its history",
+    summary="One return with its history and the seller's decisions on it",
 )
 async def get_return(
+    request: Request,
     repository: Repo,
     caller: Caller,
     shop_id: Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN)],
@@ -204,4 +207,7 @@ async def get_return(
         raise HTTPException(
             status_code=404, detail=f"return {return_id} of shop {shop_id} not found"
         )
-    return ReturnDetailView.from_documents(*found)
+    # Joined at read time: the state machine stays the only writer of returns.
+    store: DecisionStore | None = getattr(request.app.state, "decisions", None)
+    decisions = await store.for_return(return_key(shop_id, return_id)) if store else []
+    return ReturnDetailView.from_documents(*found, decisions)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -27,7 +26,6 @@ from uuid import UUID
 
 import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo.errors import PyMongoError
 
@@ -37,14 +35,12 @@ from contracts.topics import SYNC_COMMANDS_TOPIC
 from query_api.auth import Caller
 from query_api.models import ErrorMessage
 from query_api.openapi import CALLER_ERRORS
+from query_api.publisher import KafkaPublisher, KafkaUnavailable
 from query_api.settings import Settings
 from runtime.sync_jobs import Document, SyncJobs
-from runtime.topology import ensure_topics
 
 log = structlog.get_logger("query_api.sync")
 
-KAFKA_CONNECT_TIMEOUT_S = 10.0
-KAFKA_PUBLISH_TIMEOUT_S = 10.0
 RETRY_AFTER_S = 5  # while a sync of the shop is queued or running
 
 
@@ -127,67 +123,10 @@ def _utc(value: Any) -> datetime | None:
 # ---------------------------------------------------------------------------------- adapters
 
 
-class KafkaUnavailable(Exception):
-    pass
-
-
-class CommandPublisher:
-    """A FastStream producer of sync commands, (re)connected on demand."""
-
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._bootstrap = bootstrap_servers
-        self._broker: KafkaBroker | None = None
-        self._lock = asyncio.Lock()
-
-    async def _connected(self) -> KafkaBroker:
-        async with self._lock:
-            if self._broker is not None:
-                return self._broker
-            broker = KafkaBroker(
-                self._bootstrap, client_id="query-api", acks="all", enable_idempotence=True,
-                request_timeout_ms=int(KAFKA_PUBLISH_TIMEOUT_S * 1000),
-                logger=logging.getLogger("query_api.broker"),
-            )
-            try:
-                async with asyncio.timeout(KAFKA_CONNECT_TIMEOUT_S):
-                    await ensure_topics(self._bootstrap)
-                    await broker.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await broker.stop()
-                raise
-            self._broker = broker
-            return broker
-
-    async def connect(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._connected()
-
-    async def publish(self, command: SyncCommand) -> None:
-        try:
-            broker = await self._connected()
-            async with asyncio.timeout(KAFKA_PUBLISH_TIMEOUT_S):
-                await broker.publish(command, SYNC_COMMANDS_TOPIC,
-                                     key=command.shop_id.encode("utf-8"))
-        except Exception as exc:
-            await self._reset()
-            raise KafkaUnavailable(f"{type(exc).__name__}: {exc}") from exc
-
-    async def _reset(self) -> None:
-        async with self._lock:
-            broker, self._broker = self._broker, None
-        if broker is not None:
-            with contextlib.suppress(Exception):
-                await broker.stop()
-
-    async def close(self) -> None:
-        await self._reset()
-
-
 # ---------------------------------------------------------------------------------- routes
 
 
-def _state(request: Request) -> tuple[SyncJobs, CommandPublisher]:
+def _state(request: Request) -> tuple[SyncJobs, KafkaPublisher]:
     return request.app.state.sync_jobs, request.app.state.sync_publisher
 
 
@@ -202,7 +141,7 @@ def _lifespan(settings: Settings) -> Lifespan:
         # Runs inside the app's own lifespan (FastAPI nests router lifespans), which opened
         # the MongoDB client: reuse it rather than a second pool to the same server.
         jobs = SyncJobs(app.state.mongo, settings.mongodb_database)
-        publisher = CommandPublisher(settings.kafka_bootstrap_servers)
+        publisher = KafkaPublisher(settings.kafka_bootstrap_servers)
         app.state.sync_jobs = jobs
         app.state.sync_publisher = publisher
         try:
@@ -260,7 +199,7 @@ def sync_router(settings: Settings) -> APIRouter:
             log.warning("sync_job_insert_failed", error=str(exc))
             raise HTTPException(503, "the database is not reachable") from exc
         try:
-            await publisher.publish(command)
+            await publisher.publish(command, SYNC_COMMANDS_TOPIC, command.shop_id)
         except KafkaUnavailable as exc:
             log.warning("sync_command_publish_failed", shop_id=body.shop_id, error=str(exc))
             with contextlib.suppress(PyMongoError):

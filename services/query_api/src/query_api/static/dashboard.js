@@ -53,13 +53,13 @@ function errorText(body, status) {
   return `HTTP ${status}`;
 }
 
-async function api(path, { params = {}, method = "GET", body, raw = false } = {}) {
+async function api(path, { params = {}, method = "GET", body, raw = false, headers: extra = {} } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [key, value] of Object.entries(params)) {
     if (value === null || value === undefined || value === "") continue;
     for (const one of Array.isArray(value) ? value : [value]) url.searchParams.append(key, one);
   }
-  const headers = { Authorization: `Bearer ${state.token}` };
+  const headers = { ...extra, Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method,
@@ -414,6 +414,7 @@ function renderDetail(item) {
       attrs: { id: "duplicates", "data-count": String(duplicates) },
     }),
   );
+  document.dispatchEvent(new CustomEvent("detail-rendered", { detail: item })); // actions.js
 }
 
 // ------------------------------------------------------------------------------ sync
@@ -618,7 +619,7 @@ async function main() {
     loadLastSync().catch(() => {});
   }
   setInterval(() => {
-    if (document.hidden) return;
+    if (document.hidden || document.body.dataset.view === "insights") return;
     refreshAll();
     if (!state.syncCommand) loadLastSync().catch(() => {});
   }, REFRESH_MS);
