@@ -291,15 +291,19 @@ class TikTokShopClient:
     ) -> dict[str, Any]:
         """Any other call of the shop's API generation (decisions, reject reasons): signed,
         paced and retried like a search; `data` of the answer, or `TikTokApiError`."""
-        if self.config.api_version == "legacy":
-            extra = {"shop_id": self.config.shop_id, "access_token": self.config.access_token}
-            headers: dict[str, str] = {}
-        else:
-            extra = {"shop_cipher": self.config.shop_cipher or ""}
-            headers = {"x-tts-access-token": self.config.access_token}
-        return await self._call(path, body, extra_query={**extra, **(query or {})},
-                                headers=headers, sign_body=self.config.api_version != "legacy",
-                                method=method)
+        legacy = self.config.api_version == "legacy"
+
+        async def attempt(token: str) -> dict[str, Any]:
+            if legacy:
+                extra = {"shop_id": self.config.shop_id, "access_token": token}
+                headers: dict[str, str] = {}
+            else:
+                extra = {"shop_cipher": self.config.shop_cipher or ""}
+                headers = {"x-tts-access-token": token}
+            return await self._call(path, body, extra_query={**extra, **(query or {})},
+                                    headers=headers, sign_body=not legacy, method=method)
+
+        return await self._with_token(attempt)
 
     # ------------------------------------------------------------------------------ paging
 
