@@ -18,11 +18,12 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from tiktok_sim import admin, search
-from tiktok_sim.auth import SimAuth, auth_router
-from tiktok_sim.decisions import Guards, decisions_router
+from tiktok_sim import admin, decisions, search
+from tiktok_sim import auth as authorization
+from tiktok_sim.auth import SimAuth
+from tiktok_sim.decisions import DecisionDesk
 from tiktok_sim.driver import LifecycleDriver, WebhookSender
-from tiktok_sim.guards import Gate, Refusal
+from tiktok_sim.guards import Gate
 from tiktok_sim.settings import SimSettings
 from tiktok_sim.state import AdvanceRequest, Faults, GenerateRequest, SimState
 from tiktok_sim.store import SimStats, SimStore, generate_returns
@@ -86,10 +87,9 @@ def create_app(
 
     gate = Gate(state, auth)
     app.state.gate = gate  # read by the search routes
-    app.include_router(auth_router(auth, gate.signed))  # authorization page, tokens, shops
+    app.include_router(authorization.router)  # authorization page, tokens, shops
     app.include_router(search.router)  # both returns searches
     app.include_router(admin.router)  # /_sim
-    # Seller decisions and reject reasons (tiktok_sim.decisions), checked like the searches.
-    app.include_router(decisions_router(state, Guards(gate.check_auth, gate.json_body,
-                                                      gate.injected_fault, Refusal)))
+    app.state.decision_desk = DecisionDesk(state)
+    app.include_router(decisions.router)  # seller decisions and reject reasons
     return app

@@ -25,10 +25,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -202,74 +202,93 @@ class SimAuth:
                 "next_shops": list(self.next_shops), **dict(self.counts)}
 
 
-def auth_router(auth: SimAuth, signed: SignedCheck) -> APIRouter:
-    router = APIRouter()
-    settings = auth.settings
+router = APIRouter()
 
-    def app_error(request: Request, grant_type: str) -> int | None:
-        query = request.query_params
-        if query.get("app_key") != settings.app_key:
-            return ERR_INVALID_APP_KEY
-        if not hmac.compare_digest(query.get("app_secret", ""), settings.app_secret):
-            return ERR_INVALID_APP_SECRET
-        if query.get("grant_type") != grant_type:
-            return ERR_INVALID_PARAMS
-        return None
 
-    def answer(result: dict[str, Any] | int) -> JSONResponse:
-        if isinstance(result, int):
-            return JSONResponse(response(result, request_id="sim-auth"))
-        return JSONResponse(response(OK, result, request_id="sim-auth"))
+def _auth(request: Request) -> SimAuth:
+    auth: SimAuth = request.app.state.sim_auth
+    return auth
 
-    @router.get(AUTHORIZE_PATH, response_model=None)
-    async def authorize(request: Request) -> RedirectResponse | JSONResponse:
-        target = request.query_params.get("redirect_uri") or settings.auth_redirect_url
-        state = request.query_params.get("state", "")
-        if not target:
-            return JSONResponse({"detail": "no redirect URL (SIM_AUTH_REDIRECT_URL)"}, 400)
-        code = auth.authorize()
-        separator = "&" if "?" in target else "?"
-        return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': state})}",
-                                status_code=302)
 
-    def token_route(path: str, grant_type: str, param: str,
-                    action: Callable[[str], dict[str, Any] | int]) -> None:
-        @router.get(path, name=path)
-        async def token_endpoint(request: Request) -> JSONResponse:
-            refused = app_error(request, grant_type)
-            if refused is not None:
-                return answer(refused)
-            return answer(action(request.query_params.get(param, "")))
+Auth = Annotated[SimAuth, Depends(_auth)]
 
-    token_route(TOKEN_GET_PATH, "authorized_code", "auth_code", auth.exchange)
-    token_route(TOKEN_REFRESH_PATH, "refresh_token", "refresh_token", auth.refresh)
 
-    @router.get(AUTHORIZED_SHOPS_PATH)
-    async def authorized_shops(request: Request) -> JSONResponse:
-        token = request.headers.get("x-tts-access-token")
-        refused = await signed(request, AUTHORIZED_SHOPS_PATH, None, token)
-        if refused is not None:
-            return refused
-        return answer({"shops": auth.shops_of(token or "")})
+def _app_error(settings: SimSettings, request: Request, grant_type: str) -> int | None:
+    query = request.query_params
+    if query.get("app_key") != settings.app_key:
+        return ERR_INVALID_APP_KEY
+    if not hmac.compare_digest(query.get("app_secret", ""), settings.app_secret):
+        return ERR_INVALID_APP_SECRET
+    if query.get("grant_type") != grant_type:
+        return ERR_INVALID_PARAMS
+    return None
 
-    @router.get("/_sim/auth")
-    async def summary() -> dict[str, Any]:
-        return auth.summary()
 
-    @router.post("/_sim/auth/config")
-    async def configure(config: AuthConfig) -> dict[str, Any]:
-        auth.config = config
-        return auth.summary()
+def _answer(result: dict[str, Any] | int) -> JSONResponse:
+    if isinstance(result, int):
+        return JSONResponse(response(result, request_id="sim-auth"))
+    return JSONResponse(response(OK, result, request_id="sim-auth"))
 
-    @router.post("/_sim/auth/grant")
-    async def grant_next(req: GrantRequest) -> dict[str, Any]:
-        for shop_id in req.shops:
-            auth.store.register_shop(shop_id, "202309")
-        auth.next_shops = tuple(req.shops)
-        return auth.summary()
 
-    @router.post("/_sim/auth/revoke")
-    async def revoke(req: RevokeRequest) -> dict[str, Any]:
-        return {"revoked_grants": auth.revoke(req.shop_id, req.access_tokens)}
+def _token(auth: SimAuth, request: Request, grant_type: str, param: str,
+           action: Callable[[str], dict[str, Any] | int]) -> JSONResponse:
+    refused = _app_error(auth.settings, request, grant_type)
+    if refused is not None:
+        return _answer(refused)
+    return _answer(action(request.query_params.get(param, "")))
 
-    return router
+
+@router.get(AUTHORIZE_PATH, response_model=None)
+async def authorize(auth: Auth, request: Request) -> RedirectResponse | JSONResponse:
+    target = request.query_params.get("redirect_uri") or auth.settings.auth_redirect_url
+    state = request.query_params.get("state", "")
+    if not target:
+        return JSONResponse({"detail": "no redirect URL (SIM_AUTH_REDIRECT_URL)"}, 400)
+    code = auth.authorize()
+    separator = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': state})}",
+                            status_code=302)
+
+
+@router.get(TOKEN_GET_PATH, name=TOKEN_GET_PATH)
+async def token_get(auth: Auth, request: Request) -> JSONResponse:
+    return _token(auth, request, "authorized_code", "auth_code", auth.exchange)
+
+
+@router.get(TOKEN_REFRESH_PATH, name=TOKEN_REFRESH_PATH)
+async def token_refresh(auth: Auth, request: Request) -> JSONResponse:
+    return _token(auth, request, "refresh_token", "refresh_token", auth.refresh)
+
+
+@router.get(AUTHORIZED_SHOPS_PATH)
+async def authorized_shops(auth: Auth, request: Request) -> JSONResponse:
+    token = request.headers.get("x-tts-access-token")
+    signed: SignedCheck = request.app.state.gate.signed  # checked like every signed call
+    refused = await signed(request, AUTHORIZED_SHOPS_PATH, None, token)
+    if refused is not None:
+        return refused
+    return _answer({"shops": auth.shops_of(token or "")})
+
+
+@router.get("/_sim/auth")
+async def summary(auth: Auth) -> dict[str, Any]:
+    return auth.summary()
+
+
+@router.post("/_sim/auth/config")
+async def configure(auth: Auth, config: AuthConfig) -> dict[str, Any]:
+    auth.config = config
+    return auth.summary()
+
+
+@router.post("/_sim/auth/grant")
+async def grant_next(auth: Auth, req: GrantRequest) -> dict[str, Any]:
+    for shop_id in req.shops:
+        auth.store.register_shop(shop_id, "202309")
+    auth.next_shops = tuple(req.shops)
+    return auth.summary()
+
+
+@router.post("/_sim/auth/revoke")
+async def revoke(auth: Auth, req: RevokeRequest) -> dict[str, Any]:
+    return {"revoked_grants": auth.revoke(req.shop_id, req.access_tokens)}
