@@ -15,6 +15,8 @@ import secrets
 import time
 
 DEFAULT_MAX_AGE_S = 600
+STATE_PARTS = 3  # <issued at>.<nonce>.<signature>
+CLOCK_SKEW_S = 60  # a state issued this far in the future is still accepted
 
 
 class InvalidState(ValueError):
@@ -39,11 +41,11 @@ def verify_state(secret: str, state: str, *, max_age_s: float = DEFAULT_MAX_AGE_
     if not secret:
         raise InvalidState("no state secret configured")
     parts = state.split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
+    if len(parts) != STATE_PARTS or not parts[0].isdigit():
         raise InvalidState("malformed state")
     payload = f"{parts[0]}.{parts[1]}"
     if not hmac.compare_digest(_mac(secret, payload), parts[2]):
         raise InvalidState("state signature does not match")
     age = (time.time() if now is None else now) - int(parts[0])
-    if age > max_age_s or age < -60:
+    if age > max_age_s or age < -CLOCK_SKEW_S:
         raise InvalidState("state expired; start the connection again")

@@ -131,7 +131,8 @@ def create_service(settings: Settings) -> FastAPI:
     sync = SyncService(settings, bus, metrics)
     sync.register(bus.broker)
     shops = sync.shops  # connected shops, their tokens and the authorization callback
-    assert shops is not None and sync.clients is not None
+    assert shops is not None
+    assert sync.clients is not None
     decisions = DecisionService(settings, bus, sync.clients, metrics.registry)
     decisions.register(bus.broker)
     deadlines = DeadlineWatch(settings, metrics.registry)

@@ -31,7 +31,7 @@ def _id_of(record: Any) -> str:
 
 
 async def walk_legacy(
-    fetch: Fetch, since: int | None, until: int | None, filters: dict[str, Any], size: int,
+    fetch: Fetch, since: int | None, until: int | None, filters: dict[str, Any], *, size: int,
     shop_id: str,
 ) -> AsyncIterator[list[Any]]:
     """The records of each page not read before in this walk, oldest update first."""

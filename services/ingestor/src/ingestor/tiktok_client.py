@@ -324,7 +324,8 @@ class TikTokShopClient:
 
         number = 0
         async for records in walk_legacy(fetch, since, until, filters,
-                                         self.config.legacy_page_size, self.config.shop_id):
+                                         size=self.config.legacy_page_size,
+                                         shop_id=self.config.shop_id):
             number += 1
             yield self._page(number, records)
 
@@ -420,8 +421,8 @@ class TikTokShopClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(path, content, extra_query, headers, sign_body,
-                                           method)
+                return await self._attempt(path, content, extra_query, headers,
+                                           sign_body=sign_body, method=method)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(
@@ -430,6 +431,7 @@ class TikTokShopClient:
         content: bytes,
         extra_query: dict[str, str],
         headers: dict[str, str],
+        *,
         sign_body: bool,
         method: str = "POST",
     ) -> dict[str, Any]:

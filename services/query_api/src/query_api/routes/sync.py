@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -33,6 +33,7 @@ from contracts.messages import SyncCommand
 from contracts.read_model import JobStatus
 from contracts.topics import SYNC_COMMANDS_TOPIC
 from query_api.auth import Caller
+from query_api.deps import Lifespan
 from query_api.models import ErrorMessage
 from query_api.openapi import CALLER_ERRORS
 from query_api.publisher import KafkaPublisher, KafkaUnavailable
@@ -128,9 +129,6 @@ def _utc(value: Any) -> datetime | None:
 
 def _state(request: Request) -> tuple[SyncJobs, KafkaPublisher]:
     return request.app.state.sync_jobs, request.app.state.sync_publisher
-
-
-Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
 def _lifespan(settings: Settings) -> Lifespan:
