@@ -24,6 +24,8 @@ APP_KEY = "bench-app-key"
 APP_SECRET = "bench-app-secret"
 ACCESS_TOKEN = "bench-access-token"
 API_TOKEN = "bench-token"
+SHOP_TOKEN_KEY = "YmVuY2gtc2hvcC10b2tlbi1rZXktMzItYnl0ZXMhISE="  # 32 bytes, Fernet
+OAUTH_STATE_SECRET = "bench-oauth-state-secret"
 STOP_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 120.0  # the query API creates its indexes on start-up: slow on a big store
 
@@ -93,6 +95,8 @@ class Env:
             "TIKTOK_APP_SECRET": APP_SECRET,
             "TIKTOK_ACCESS_TOKEN": ACCESS_TOKEN,
             "QUERY_API_TOKENS": json.dumps({API_TOKEN: ["*"]}),
+            "SHOP_TOKEN_KEYS": SHOP_TOKEN_KEY,
+            "OAUTH_STATE_SECRET": OAUTH_STATE_SECRET,
             "LOG_LEVEL": "WARNING",
         }
 

@@ -19,6 +19,14 @@ import pytest
 
 from devinfra import Infra
 
+# Test-only values of the secrets every ingestor and query API requires for shops (issue 16):
+# Settings built in tests and the services they start (which inherit the environment) get
+# them; a test of the refusal without them removes them first.
+TEST_SHOP_TOKEN_KEY = "dGVzdC1vbmx5LXNob3AtdG9rZW4ta2V5LTMyLWJ5dGU="  # Fernet: 32 bytes
+TEST_OAUTH_STATE_SECRET = "test-only-oauth-state-secret"
+os.environ.setdefault("SHOP_TOKEN_KEYS", TEST_SHOP_TOKEN_KEY)
+os.environ.setdefault("OAUTH_STATE_SECRET", TEST_OAUTH_STATE_SECRET)
+
 
 class InfraHandle(Protocol):
     """What integration tests get from the ``infra`` fixture."""

@@ -27,6 +27,7 @@ INTERNAL_TOKEN = "it-internal-token"  # the query API's calls to the ingestor
 DEADLINE_SECRET = "it-deadline-secret"  # signs the ingestor's deadline webhook
 SIM_ACCESS_TOKEN = "it-access-token"
 SYNC_LEASE_SECONDS = 6  # short, so a restarted ingestor takes over a dead one's sync quickly
+SYNC_JOB_STALE_SECONDS = 8  # likewise: a dead ingestor's job is taken over after this
 
 # Shops the session ingestor may sync from the simulator (name -> api version, access token);
 # their ids get the session's database name as suffix (see `Stack.shop`). A token of None means
@@ -151,6 +152,7 @@ def stack(
         "TIKTOK_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
         "TIKTOK_REQUESTS_PER_SECOND": "50",
         "SYNC_LEASE_SECONDS": str(SYNC_LEASE_SECONDS),
+        "SYNC_JOB_STALE_SECONDS": str(SYNC_JOB_STALE_SECONDS),
         "SYNC_GROUP_ID": f"sync-{database}",
         "DECISIONS_GROUP_ID": f"decisions-{database}",
         "DEADLINE_WEBHOOK_URL": deadline_hooks.url,

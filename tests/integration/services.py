@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,6 +36,27 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def listed_returns(query_url: str, headers: dict[str, str], shop_id: str) -> list[dict[str, Any]]:
+    """Every return of a shop from the query API's list, page by page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        # 100 a page: the query API's find (limit + 1) then fits pymongo's first batch (101).
+        # A getMore may reach another pooled connection, which FerretDB 1.24 answers with
+        # CursorNotFound (its cursors belong to a connection).
+        params: dict[str, Any] = {"shop_id": shop_id, "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        response = httpx.get(f"{query_url}/api/v1/returns", params=params, headers=headers,
+                             timeout=30)
+        response.raise_for_status()
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
 
 
 @dataclass

@@ -10,7 +10,6 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,8 +27,8 @@ SHOP_NAME = "deadlines"  # in the stack's SYNC_SHOPS
 
 
 @pytest.fixture(scope="module")
-def pool(stack: Stack) -> Iterator[Pool]:
-    yield synced_pool(stack, SHOP_NAME, "202309")
+def pool(stack: Stack) -> Pool:
+    return synced_pool(stack, SHOP_NAME, "202309")
 
 
 def test_needs_action_lists_returns_waiting_on_the_seller_soonest_deadline_first(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -41,7 +40,7 @@ def api(stack: Stack, method: str, path: str, token: str | None = None, **kwargs
                          **kwargs)
 
 
-def decide(stack: Stack, shop: str, return_id: str, body: dict[str, Any],
+def decide(stack: Stack, shop: str, return_id: str, body: dict[str, Any], *,
            key: str | None = None, token: str | None = None) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
     return api(stack, "POST", f"/api/v1/returns/{shop}/{return_id}/decisions", token,
@@ -140,8 +139,8 @@ def synced_pool(stack: Stack, name: str, version: str) -> Pool:
 
 
 @pytest.fixture(scope="module")
-def pool(stack: Stack) -> Iterator[Pool]:
-    yield synced_pool(stack, "decisions", "202309")
+def pool(stack: Stack) -> Pool:
+    return synced_pool(stack, "decisions", "202309")
 
 
 def test_the_same_decision_posted_twice_reaches_tiktok_once_and_the_return_moves_on(

@@ -66,7 +66,7 @@ def stored_return(shop: str, return_id: str, status: ReturnStatus, *, request: s
 
 
 def stored_event(shop: str, return_id: str, status: ReturnStatus, when: str,
-                 outcome: Outcome = Outcome.APPLIED, inferred: tuple[ReturnStatus, ...] = ()
+                 outcome: Outcome = Outcome.APPLIED, *, inferred: tuple[ReturnStatus, ...] = ()
                  ) -> Doc:
     event = ReturnEvent(shop_id=shop, return_id=return_id, order_id=f"o-{return_id}",
                         status=status, update_time=at(when), source=EventSource.WEBHOOK_202309,

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 # make run's development credentials (devinfra.services.DEV_CREDENTIALS)
 APP_KEY, APP_SECRET, TOKEN = "dev-app-key", "dev-app-secret", "dev-token"
 SHOP = "7494560109739990000"  # not one of the simulator's shops
-CREDENTIALS = ("TIKTOK_APP_KEY", "TIKTOK_APP_SECRET", "TIKTOK_ACCESS_TOKEN", "QUERY_API_TOKENS")
+CREDENTIALS = ("TIKTOK_APP_KEY", "TIKTOK_APP_SECRET", "TIKTOK_ACCESS_TOKEN", "QUERY_API_TOKENS",
+               "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET")
 START_TIMEOUT = 120.0
 NO_TIKTOK_API = "http://127.0.0.1:9"  # set: no simulator (less load); unused by these tests
 GONE_TIMEOUT = 45.0  # services stop together (10 s at most), then each server (10 s at most)

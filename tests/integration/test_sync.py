@@ -32,7 +32,7 @@ from tests.integration.conftest import (
     SYNC_SHOPS,
     Stack,
 )
-from tests.integration.services import http_ok, wait_until
+from tests.integration.services import http_ok, listed_returns, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -160,23 +160,7 @@ def wait_for_count(stack: Stack, shop_id: str, expected: int, timeout: float = 1
 
 
 def all_returns(stack: Stack, shop_id: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        # 100 a page: the query API's find (limit + 1) then fits pymongo's first batch (101).
-        # A getMore may reach another pooled connection, which FerretDB 1.24 answers with
-        # CursorNotFound (its cursors belong to a connection): see the report.
-        params: dict[str, Any] = {"shop_id": shop_id, "limit": 100}
-        if cursor:
-            params["cursor"] = cursor
-        response = httpx.get(f"{stack.query_url}/api/v1/returns", params=params,
-                             headers=stack.auth, timeout=30)
-        response.raise_for_status()
-        page = response.json()
-        items.extend(page["items"])
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
+    return listed_returns(stack.query_url, stack.auth, shop_id)
 
 
 def return_detail(stack: Stack, shop_id: str, return_id: str) -> dict[str, Any] | None:

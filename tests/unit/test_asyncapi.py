@@ -78,5 +78,6 @@ async def test_the_ingestor_serves_its_asyncapi_document() -> None:
     # the app alone: its publishers and no consumer (the decisions topic has only a consumer)
     assert {c["address"] for c in served["channels"].values()} == set(TOPIC_MESSAGES) - {
         DECISIONS_TOPIC}
-    assert as_html.status_code == 200 and "text/html" in as_html.headers["content-type"]
+    assert as_html.status_code == 200
+    assert "text/html" in as_html.headers["content-type"]
     assert "AsyncApiStandalone.render" in as_html.text

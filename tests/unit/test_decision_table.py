@@ -40,7 +40,8 @@ def test_no_other_status_or_type_offers_a_decision() -> None:
     for t in ReverseType:
         for s in ReturnStatus:
             if (t, s) not in DECISION_TABLE:
-                assert tiktok_decision(t, s, A) is None and tiktok_decision(t, s, R) is None
+                assert tiktok_decision(t, s, A) is None
+                assert tiktok_decision(t, s, R) is None
 
 
 def test_a_return_of_unknown_type_offers_no_decision() -> None:

@@ -35,7 +35,7 @@ BUILT: dict[str, type[BaseSettings]] = {
 SECRETS = {
     "TIKTOK_APP_KEY", "TIKTOK_APP_SECRET", "TIKTOK_ACCESS_TOKEN", "QUERY_API_TOKENS",
     "SIM_APP_KEY", "SIM_APP_SECRET", "SIM_ACCESS_TOKEN", "INTERNAL_API_TOKEN",
-    "DEADLINE_WEBHOOK_SECRET",
+    "DEADLINE_WEBHOOK_SECRET", "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET",
 }
 FROM_CALLER = re.compile(r"^\$\{(\w+):\?[^}]+\}$")  # ${VAR:?message}: compose refuses if unset
 NO_DEFAULT = re.compile(r"^\$\{(\w+)(:\?[^}]+|:-)?\}$")  # ${VAR:?...}, ${VAR} or ${VAR:-}
@@ -107,8 +107,9 @@ def test_the_ingestor_and_query_api_require_their_secrets() -> None:
     def required(settings: type[BaseSettings]) -> set[str]:
         return {variable(settings, n) for n, f in settings.model_fields.items() if f.is_required()}
 
-    assert required(IngestorSettings) == {"TIKTOK_APP_KEY", "TIKTOK_APP_SECRET"}
-    assert required(QueryApiSettings) == {"QUERY_API_TOKENS"}
+    assert required(IngestorSettings) == {"TIKTOK_APP_KEY", "TIKTOK_APP_SECRET",
+                                          "SHOP_TOKEN_KEYS", "OAUTH_STATE_SECRET"}
+    assert required(QueryApiSettings) == {"QUERY_API_TOKENS", "OAUTH_STATE_SECRET"}
 
 
 WORKSPACE_FOLDERS = {"returns-contracts": "contracts", "returns-runtime": "runtime"}

@@ -68,7 +68,7 @@ def test_a_history_document_becomes_a_row_with_its_inferred_statuses() -> None:
                        "event": {"status": "COMPLETE"}, "inferred": ["AFTERSALE_SUCCESS"]})
     assert (row.return_key, row.update_time, row.rank, row.status, row.inferred) == (
         "shop:r1", 5, 8, ReturnStatus.COMPLETE, (ReturnStatus.AFTERSALE_SUCCESS,))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a history document"):
         history_row({"return_key": "shop:r1", "update_time": 5})
 
 

@@ -69,7 +69,8 @@ async def test_approving_a_refund_moves_it_to_success() -> None:
     ret = add_return(state, T.REFUND_ONLY, S.AFTERSALE_APPLYING)
     async with client(app) as tiktok:
         await send_decision(tiktok, command(ret, SellerDecision.APPROVE))
-    assert ret.status is S.AFTERSALE_SUCCESS and ret.history[-1].actor == "SELLER"
+    assert ret.status is S.AFTERSALE_SUCCESS
+    assert ret.history[-1].actor == "SELLER"
     (call,) = state.stats.requests.keys()
     assert call == "202309_approve"
 
@@ -138,7 +139,8 @@ def test_a_return_waiting_on_the_seller_carries_a_deadline_tiktok_clears_afterwa
     assert action["deadline"] == max(ret.update_time, ret.listed_at) + response_window(
         ret.return_id)
     event = map_202309_record(record, SHOP)
-    assert isinstance(event, ReturnEvent) and event.details.next_actions
+    assert isinstance(event, ReturnEvent)
+    assert event.details.next_actions
     ret.history.append(Step(S.AFTERSALE_SUCCESS, ret.update_time + 1, "SELLER"))
     assert "seller_next_action_response" not in v202309_record(ret)
 

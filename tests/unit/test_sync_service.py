@@ -22,6 +22,8 @@ from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, SyncResult
 from ingestor.settings import Settings, ShopConfig
 from ingestor.sync import SyncService
+from ingestor.sync.reconciler import Reconciler
+from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from runtime.sync_jobs import Checkpoint, Document, Lease
 from runtime.sync_jobs import queued_sync_job as queued_job
 from tiktok_sim.app import SimState, create_app
@@ -124,6 +126,35 @@ class FakeBus:
 
 
 @dataclass
+class EnvClients:
+    """The shops of TIKTOK_SHOPS with their fixed tokens (the sync's `ShopClients`)."""
+
+    settings: Settings
+    transport: httpx.AsyncBaseTransport
+    clients: dict[str, TikTokShopClient] = field(default_factory=dict)
+
+    async def problem(self, shop_id: str) -> str | None:
+        return None if self.settings.shop(shop_id) else f"shop {shop_id} is not configured"
+
+    async def client(self, shop_id: str) -> TikTokShopClient:
+        shop = self.settings.shop(shop_id)
+        assert shop is not None
+        if shop_id not in self.clients:
+            s = self.settings
+            self.clients[shop_id] = TikTokShopClient(TikTokClientConfig(
+                base_url=s.tiktok_api_base_url, app_key=s.tiktok_app_key,
+                app_secret=s.tiktok_app_secret.get_secret_value(),
+                access_token=s.access_token_for(shop) or "", shop_id=shop_id,
+                api_version=shop.api_version, shop_cipher=shop.shop_cipher,
+                requests_per_second=s.tiktok_requests_per_second), transport=self.transport)
+        return self.clients[shop_id]
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
+@dataclass
 class Harness:
     service: SyncService
     store: FakeStore
@@ -162,7 +193,7 @@ async def harness() -> AsyncIterator[Harness]:
     service = SyncService(
         settings, cast(KafkaBus, bus), IngestorMetrics(),
         mongo=AsyncMongoClient("mongodb://127.0.0.1:1/", connect=False),
-        transport=httpx.ASGITransport(app=app),
+        clients=EnvClients(settings, httpx.ASGITransport(app=app)),
     )
     store = FakeStore()
     service.store = cast(Any, store)
@@ -243,14 +274,11 @@ async def test_throttling_is_retried(harness: Harness) -> None:
     assert job["returns_seen"] == 230
 
 
-async def test_unknown_shops_and_missing_configuration_fail_clearly(harness: Harness) -> None:
+async def test_a_shop_that_cannot_be_called_fails_with_the_reason(harness: Harness) -> None:
     result, job = await harness.run(shop_id="not-configured")
     assert result == SyncResult.FAILED
-    assert "not in TIKTOK_SHOPS" in job["error"]
-    harness.service.settings.tiktok_api_base_url = ""
-    result, job = await harness.run()
-    assert result == SyncResult.FAILED
-    assert "TIKTOK_API_BASE_URL" in job["error"]
+    assert job["error"] == "shop not-configured is not configured"
+    assert harness.bus.events == []
 
 
 async def test_a_shop_whose_lease_is_held_elsewhere_is_not_synced_twice(
@@ -323,3 +351,23 @@ async def test_the_reconciler_asks_for_a_sync_of_every_shop(harness: Harness) ->
     assert shops[:2] == [SHOP, LEGACY_SHOP]
     assert len(shops) >= 4
     assert {c.requested_by for c in harness.bus.commands} == {"reconciler"}
+
+
+async def test_the_reconciler_asks_for_a_sync_of_every_connected_shop() -> None:
+    bus = FakeBus()
+    settings = Settings(tiktok_app_key="k", tiktok_app_secret="s", sync_reconcile_minutes=60)
+
+    async def connected() -> list[str]:
+        return ["oauth-shop", "env-shop"]
+
+    reconciler = Reconciler(settings, cast(KafkaBus, bus), IngestorMetrics(), connected)
+    reconciler.start()
+    try:
+        for _ in range(100):
+            if len(bus.commands) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await reconciler.stop()
+    assert [c.shop_id for c in bus.commands] == ["oauth-shop", "env-shop"]
+    assert {c.requested_by for c in bus.commands} == {"reconciler"}

@@ -82,7 +82,9 @@ def event_ids(pages: list[Page]) -> list[str]:
     return [r.return_id for p in pages for r in p.results if isinstance(r, ReturnEvent)]
 
 
-@pytest.mark.parametrize(("version", "pages"), [("legacy", 10), ("202309", 20)])
+# Legacy walks time: each page starts again at the second its predecessor ended in, so the
+# 1,000 returns take one page more than offsets would.
+@pytest.mark.parametrize(("version", "pages"), [("legacy", 11), ("202309", 20)])
 async def test_client_pages_through_1000_returns_seeing_each_exactly_once(
     version: ApiVersion, pages: int
 ) -> None:

@@ -309,9 +309,11 @@ def test_a_202309_record_keeps_what_tiktok_waits_for_from_the_seller_and_by_when
 def test_a_202309_record_without_a_seller_action_clears_the_deadline_a_legacy_one_knows_none(
 ) -> None:
     event = map_202309_record(v202309(), SHOP)
-    assert isinstance(event, ReturnEvent) and event.details.next_actions == ()
+    assert isinstance(event, ReturnEvent)
+    assert event.details.next_actions == ()
     legacy_event = map_legacy_record(legacy(), SHOP)
-    assert isinstance(legacy_event, ReturnEvent) and legacy_event.details.next_actions is None
+    assert isinstance(legacy_event, ReturnEvent)
+    assert legacy_event.details.next_actions is None
 
 
 def test_an_impossible_deadline_rejects_the_record_naming_it() -> None:

@@ -62,7 +62,7 @@ class ContractDocument:
 
     def to_yaml(self) -> str:
         # A development dependency, imported here: only the generator writes YAML.
-        import yaml
+        import yaml  # noqa: PLC0415
 
         return yaml.safe_dump(self.document, sort_keys=True, width=100)
 

@@ -3,7 +3,11 @@
 `sync_jobs` (one document per command, `_id` = command id):
     shop_id, status (queued -> running -> succeeded | failed), since, until (the window used),
     pages, returns_seen, events_published, rejected, error, requested_by, attempts,
-    created_at, started_at, finished_at.
+    created_at, started_at, finished_at, and once an ingestor took it `owner` (the process)
+    and `heartbeat_at` (renewed while it is queued there or running). A queued or running
+    job without a heartbeat for SYNC_JOB_STALE_SECONDS lost its worker: another ingestor
+    takes it over (`orphans`, `claim`), and the query API fails it (`fail_stale`) rather than
+    let it block the shop's next sync.
 The query API queues the document before it publishes the command (and withdraws it when Kafka
 refuses the command); a command from elsewhere (CLI, reconciler) gets its document when the
 ingestor receives it. The ingestor writes everything after that.
@@ -142,6 +146,40 @@ class SyncJobs:
 
     async def get_job(self, job_id: str) -> Document | None:
         return await self.jobs.find_one({"_id": job_id})
+
+    async def claim(self, job_id: str, owner: str, stale_before: datetime) -> bool:
+        """Make `owner` the job's worker unless another one holds it with a fresh heartbeat."""
+        taken = await self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": list(ACTIVE_JOB_STATUSES)},
+             "$or": [{"owner": {"$exists": False}}, {"owner": owner},
+                     {"heartbeat_at": {"$lt": stale_before}}]},
+            {"$set": {"owner": owner, "heartbeat_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return taken is not None and taken.get("owner") == owner
+
+    async def heartbeat(self, owner: str, job_ids: list[str]) -> None:
+        if job_ids:
+            await self.jobs.update_many({"_id": {"$in": job_ids}, "owner": owner},
+                                        {"$set": {"heartbeat_at": utcnow()}})
+
+    def _stale(self, stale_before: datetime) -> Document:
+        return {"status": {"$in": list(ACTIVE_JOB_STATUSES)},
+                "$or": [{"heartbeat_at": {"$lt": stale_before}},
+                        {"heartbeat_at": {"$exists": False}, "created_at": {"$lt": stale_before}}]}
+
+    async def orphans(self, stale_before: datetime, limit: int = 50) -> list[Document]:
+        """Queued or running jobs whose worker stopped (or that no worker ever took)."""
+        return await self.jobs.find(self._stale(stale_before)).limit(limit).to_list()
+
+    async def fail_stale(self, shop_id: str, stale_before: datetime) -> int:
+        """Fail the shop's jobs whose worker stopped, so they no longer hold the shop up."""
+        result = await self.jobs.update_many(
+            {"shop_id": shop_id, **self._stale(stale_before)},
+            {"$set": {"status": JobStatus.FAILED.value, "finished_at": utcnow(),
+                      "error": "its worker stopped (no heartbeat for too long); run it again"}},
+        )
+        return result.modified_count
 
     async def active_job(self, shop_id: str) -> Document | None:
         """The shop's newest queued or running job."""

@@ -130,10 +130,14 @@ def create_service(settings: Settings) -> FastAPI:
     # Subscribers are registered on `bus.broker` before the app starts it.
     sync = SyncService(settings, bus, metrics)
     sync.register(bus.broker)
+    shops = sync.shops  # connected shops, their tokens and the authorization callback
+    assert shops is not None
+    assert sync.clients is not None
     decisions = DecisionService(settings, bus, sync.clients, metrics.registry)
     decisions.register(bus.broker)
     deadlines = DeadlineWatch(settings, metrics.registry)
     app = create_app(settings, bus, metrics=metrics, on_webhook=sync.enrich_later,
-                     background=[sync, decisions, deadlines])
+                     background=[shops, sync, decisions, deadlines])
     app.include_router(internal_router(settings, sync.clients))
+    app.include_router(shops.router())  # TikTok's authorization redirect
     return app

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from faststream import AckPolicy
@@ -36,7 +36,8 @@ from contracts.topics import DECISIONS_TOPIC
 from ingestor.kafka import KafkaBus, PublishError, raw_value
 from ingestor.rejections import undecodable_command
 from ingestor.settings import Settings
-from ingestor.tiktok_client import TikTokApiError, TikTokShopClient
+from ingestor.sync.clients import ShopClients
+from ingestor.tiktok_client import TikTokApiError
 from ingestor.tiktok_decisions import send_decision
 from runtime.decision_store import DecisionStore
 from runtime.mongo import mongo_client
@@ -48,14 +49,6 @@ Document = dict[str, Any]
 ACCEPTED_MESSAGE = "accepted by TikTok; the status changes when TikTok reports it"
 
 
-class Clients(Protocol):
-    """The TikTok clients of the configured shops (`ingestor.sync.ClientPool`)."""
-
-    def problem(self, shop_id: str) -> str | None: ...
-
-    def get(self, shop_id: str) -> TikTokShopClient: ...
-
-
 def _unreachable(exc: BaseException) -> bool:
     """TikTok could not be reached, or throttled us past the client's own retries."""
     return isinstance(exc, TikTokApiError) and exc.retryable
@@ -65,7 +58,7 @@ def _unreachable(exc: BaseException) -> bool:
 class DecisionService:
     settings: Settings
     bus: KafkaBus
-    clients: Clients
+    clients: ShopClients
     registry: CollectorRegistry
     mongo: AsyncMongoClient[Document] | None = None
     store: DecisionStore = field(init=False)
@@ -147,10 +140,10 @@ class DecisionService:
 
     async def _send(self, command: DecisionCommand
                     ) -> tuple[DecisionStatus, str | None, int | None]:
-        problem = self.clients.problem(command.shop_id)
+        problem = await self.clients.problem(command.shop_id)
         if problem is not None:
             return DecisionStatus.FAILED, problem, None
-        client = self.clients.get(command.shop_id)
+        client = await self.clients.client(command.shop_id)
         try:
             await until_done("decision send", lambda: send_decision(client, command),
                              retry_on=_unreachable, stop=self._stop)

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 
 from contracts.decisions import DEFAULT_LOCALE, RejectReason
-from ingestor.decisions import Clients
 from ingestor.settings import Settings
+from ingestor.sync.clients import ShopClients
 from ingestor.tiktok_client import TikTokApiError
 from ingestor.tiktok_decisions import reject_reasons
 
@@ -22,7 +22,7 @@ LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$"
 ID = Query(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
-def internal_router(settings: Settings, clients: Clients) -> APIRouter:
+def internal_router(settings: Settings, clients: ShopClients) -> APIRouter:
     expected = settings.internal_api_token
 
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -41,11 +41,11 @@ def internal_router(settings: Settings, clients: Clients) -> APIRouter:
         return_id: Annotated[str, ID],
         locale: Annotated[str, Query(pattern=LOCALE_PATTERN)] = DEFAULT_LOCALE,
     ) -> list[RejectReason]:
-        problem = clients.problem(shop_id)
+        problem = await clients.problem(shop_id)
         if problem is not None:
             raise HTTPException(404, problem)
         try:
-            return await reject_reasons(clients.get(shop_id), return_id, locale)
+            return await reject_reasons(await clients.client(shop_id), return_id, locale)
         except TikTokApiError as exc:
             raise HTTPException(502, f"TikTok refused: {exc.message or exc.reason}") from exc
 

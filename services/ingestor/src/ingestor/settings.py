@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.startup import load_or_exit
@@ -75,8 +76,13 @@ class Settings(BaseSettings):
     # Lease on a shop's checkpoint while a sync runs (renewed every third of it): a crashed
     # process's lease expires after this long and the redelivered command runs again.
     sync_lease_seconds: float = Field(default=30.0, gt=0)
-    # How long a command waits for another process's sync of the same shop before failing.
+    # How long a command waits for another process's sync of the same shop before failing
+    # (it waits in its shop's queue only: other shops' syncs go on).
     sync_lease_wait_seconds: float = Field(default=600.0, ge=0)
+    # Syncs of different shops at once (one shop's commands always run one after another).
+    sync_concurrency: int = Field(default=4, ge=1)
+    # A queued or running job whose worker gave no heartbeat this long is taken over.
+    sync_job_stale_seconds: float = Field(default=180.0, gt=0)
     # Background fetch of a return after a webhook (a legacy one carries no amounts or items,
     # neither generation's carries TikTok's deadlines).
     webhook_enrichment: bool = True
@@ -92,6 +98,36 @@ class Settings(BaseSettings):
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "tiktok_returns"
     mongodb_timeout_ms: int = Field(default=5000, ge=100)
+
+    # --- Shops and their tokens (ingestor.shops) ----------------------------------------------
+    # Required. Fernet keys, comma separated: the first encrypts, each decrypts (README: rotate).
+    shop_token_keys: SecretStr = Field(min_length=1)
+    # Required. Shared with the query API, which signs the authorization redirect's `state`.
+    oauth_state_secret: SecretStr = Field(min_length=1)
+    oauth_state_max_age_seconds: float = Field(default=900, gt=0)
+    # TikTok's auth base (token get and refresh).
+    tiktok_auth_base_url: str = "https://auth.tiktok-shops.com"
+    # Where the callback sends the seller once the shops are stored (the dashboard's Shops
+    # page, e.g. http://127.0.0.1:8000/shops); empty: the callback answers JSON.
+    shops_page_url: str = ""
+    # Background renewal of access tokens (at about half their life, with jitter).
+    token_refresher: bool = True
+    token_refresh_check_seconds: float = Field(default=60.0, gt=0)
+    token_refresh_lease_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("shop_token_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("no key")
+        for key in keys:
+            try:
+                Fernet(key)
+            except ValueError:  # never echo the key
+                raise ValueError("each key must be 32 url-safe base64-encoded bytes "
+                                 "(Fernet.generate_key())") from None
+        return value
 
     def shop(self, shop_id: str) -> ShopConfig | None:
         return next((s for s in self.tiktok_shops if s.shop_id == shop_id), None)

@@ -5,6 +5,10 @@ token bucket (aiolimiter), retries throttling and transient failures with expone
 and jitter (tenacity; `Retry-After` is honoured), and raises `TikTokApiError` for anything it
 will not retry. Secrets and tokens are never logged nor put in error messages.
 
+Tokens: a client given `credentials` (an `AccessTokens`, e.g. a connected shop's) asks it for
+the access token of each call; a call refused because the token expired (code 105002) has it
+renewed once (`AccessTokens.renewed`) and is tried again with the new token.
+
 Time windows: `since` is inclusive, `until` exclusive. 202309 maps them to `update_time_ge` /
 `update_time_lt`. The legacy API's `update_time_to` is sent as `until` (treated as inclusive by
 TikTok as far as public clients show): a change exactly at `until` may be seen twice, which
@@ -23,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -34,6 +38,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from ingestor.legacy_walk import walk_legacy
 from ingestor.tiktok_mapping import MappingResult, map_records, record_update_time
 from ingestor.tiktok_signing import sign_request
 
@@ -51,6 +56,8 @@ RATE_LIMIT_CODES: frozenset[int] = frozenset({36009004})
 # Non-zero codes worth retrying; every other non-zero code (bad signature, expired or invalid
 # token, bad parameters, ...) is permanent for this request.
 RETRYABLE_CODES: frozenset[int] = RATE_LIMIT_CODES
+
+ACCESS_TOKEN_EXPIRED = 105002
 
 # What some well-known codes mean, to name the reason in errors.
 KNOWN_CODES: Mapping[int, str] = {
@@ -159,7 +166,18 @@ class Page:
     max_update_time: int | None  # the newest update_time among the raw records
 
 
-_SECRET_PARAM = re.compile(r"(?i)\b(access_token|sign|x-tts-access-token)=[^&\s\"']+")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(access_token|refresh_token|app_secret|auth_code|code|state|sign|x-tts-access-token)"
+    r"=[^&\s\"']+")
+
+
+class AccessTokens(Protocol):
+    """Where a client gets its access token from, and has an expired one renewed."""
+
+    async def current(self) -> str: ...
+
+    async def renewed(self, expired: str) -> str: ...  # after TikTok said `expired` expired
+
 
 
 class _RedactSecrets(logging.Filter):
@@ -177,7 +195,7 @@ _REDACT = _RedactSecrets()
 
 
 def _install_redaction() -> None:
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpcore", "uvicorn.access"):
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
@@ -206,8 +224,10 @@ class TikTokShopClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        credentials: AccessTokens | None = None,
     ) -> None:
         self.config = config
+        self._credentials = credentials
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -271,15 +291,19 @@ class TikTokShopClient:
     ) -> dict[str, Any]:
         """Any other call of the shop's API generation (decisions, reject reasons): signed,
         paced and retried like a search; `data` of the answer, or `TikTokApiError`."""
-        if self.config.api_version == "legacy":
-            extra = {"shop_id": self.config.shop_id, "access_token": self.config.access_token}
-            headers: dict[str, str] = {}
-        else:
-            extra = {"shop_cipher": self.config.shop_cipher or ""}
-            headers = {"x-tts-access-token": self.config.access_token}
-        return await self._call(path, body, extra_query={**extra, **(query or {})},
-                                headers=headers, sign_body=self.config.api_version != "legacy",
-                                method=method)
+        legacy = self.config.api_version == "legacy"
+
+        async def attempt(token: str) -> dict[str, Any]:
+            if legacy:
+                extra = {"shop_id": self.config.shop_id, "access_token": token}
+                headers: dict[str, str] = {}
+            else:
+                extra = {"shop_cipher": self.config.shop_cipher or ""}
+                headers = {"x-tts-access-token": token}
+            return await self._call(path, body, extra_query={**extra, **(query or {})},
+                                    headers=headers, sign_body=not legacy, method=method)
+
+        return await self._with_token(attempt)
 
     # ------------------------------------------------------------------------------ paging
 
@@ -292,27 +316,18 @@ class TikTokShopClient:
     async def _iter_legacy(
         self, since: int | None, until: int | None, filters: dict[str, Any]
     ) -> AsyncIterator[Page]:
-        size = self.config.legacy_page_size
-        offset = 0
-        number = 0
-        while True:
-            body: dict[str, Any] = {**filters, "offset": offset, "size": size,
-                                    "sort_by": 1, "sort_type": 0}
-            if since is not None:
-                body["update_time_from"] = since
-            if until is not None:
-                body["update_time_to"] = until
+        """Walks time, not offsets (`legacy_walk`)."""
+
+        async def fetch(body: dict[str, Any]) -> tuple[list[Any], bool]:
             data = await self._post_legacy(body)
-            records = _records(data, "reverse_list")
+            return _records(data, "reverse_list"), bool(data.get("more"))
+
+        number = 0
+        async for records in walk_legacy(fetch, since, until, filters,
+                                         size=self.config.legacy_page_size,
+                                         shop_id=self.config.shop_id):
             number += 1
             yield self._page(number, records)
-            if not data.get("more"):
-                return
-            if not records:
-                log.warning("tiktok legacy search says more but sent no records; stopping",
-                            extra={"shop_id": self.config.shop_id, "offset": offset})
-                return
-            offset += len(records)
 
     async def _iter_202309(
         self, since: int | None, until: int | None, filters: dict[str, Any]
@@ -342,13 +357,13 @@ class TikTokShopClient:
     # ------------------------------------------------------------------------------ requests
 
     async def _post_legacy(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(
+        return await self._with_token(lambda token: self._call(
             LEGACY_SEARCH_PATH,
             body,
-            extra_query={"shop_id": self.config.shop_id, "access_token": self.config.access_token},
+            extra_query={"shop_id": self.config.shop_id, "access_token": token},
             headers={},
             sign_body=False,
-        )
+        ))
 
     async def _post_202309(self, body: dict[str, Any], page_token: str | None) -> dict[str, Any]:
         query = {
@@ -359,13 +374,30 @@ class TikTokShopClient:
         }
         if page_token:
             query["page_token"] = page_token
-        return await self._call(
+        return await self._with_token(lambda token: self._call(
             V202309_SEARCH_PATH,
             body,
             extra_query=query,
-            headers={"x-tts-access-token": self.config.access_token},
+            headers={"x-tts-access-token": token},
             sign_body=True,
-        )
+        ))
+
+    async def _with_token(
+        self, call: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """`call` with the current access token; once more with a renewed one if TikTok says
+        it expired (only with `credentials`: a fixed token cannot be renewed)."""
+        if self._credentials is None:
+            return await call(self.config.access_token)
+        token = await self._credentials.current()
+        try:
+            return await call(token)
+        except TikTokApiError as exc:
+            if exc.code != ACCESS_TOKEN_EXPIRED:
+                raise
+        log.info("tiktok access token expired; renewing it once",
+                 extra={"shop_id": self.config.shop_id})
+        return await call(await self._credentials.renewed(token))
 
     async def _call(
         self,
@@ -389,8 +421,8 @@ class TikTokShopClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(path, content, extra_query, headers, sign_body,
-                                           method)
+                return await self._attempt(path, content, extra_query, headers,
+                                           sign_body=sign_body, method=method)
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(
@@ -399,6 +431,7 @@ class TikTokShopClient:
         content: bytes,
         extra_query: dict[str, str],
         headers: dict[str, str],
+        *,
         sign_body: bool,
         method: str = "POST",
     ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from query_api.openapi import document_unreadable_bodies
 from query_api.routes import ROUTERS
 from query_api.routes.decisions import decisions_router
 from query_api.routes.insights import insights_router
+from query_api.routes.shops import shops_router
 from query_api.routes.sync import sync_router
 from query_api.settings import Settings
 
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sync_router(settings))  # Sync Return: /api/v1/sync...
     app.include_router(decisions_router(settings))  # acting on returns, Needs action
     app.include_router(insights_router(settings))  # GET /api/v1/insights
+    app.include_router(shops_router(settings))  # Shops: /api/v1/shops..., the /shops page
     return app

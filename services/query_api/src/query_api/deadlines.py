@@ -15,6 +15,8 @@ from typing import Any
 from contracts.deadlines import ACTION_DEADLINE, ACTION_DUE
 from query_api.queries import BadCursor, decode_token, encode_token
 
+DEADLINE_CURSOR_PARTS = 3  # ["d", deadline, _id]
+
 NEEDS_ACTION_SORT: tuple[tuple[str, int], ...] = ((ACTION_DEADLINE, 1), ("_id", 1))
 
 
@@ -40,7 +42,7 @@ def encode_deadline_cursor(cursor: DeadlineCursor) -> str:
 
 def decode_deadline_cursor(token: str) -> DeadlineCursor:
     value = decode_token(token)
-    if (not isinstance(value, list) or len(value) != 3 or value[0] != "d"
+    if (not isinstance(value, list) or len(value) != DEADLINE_CURSOR_PARTS or value[0] != "d"
             or type(value[1]) is not int or not isinstance(value[2], str)):
         raise BadCursor("cursor is not a token returned by this API")
     return DeadlineCursor(deadline=value[1], id=value[2])

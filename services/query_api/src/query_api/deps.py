@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 
 from query_api import queries
 from query_api.repository import ReturnsRepository
@@ -44,3 +45,6 @@ def cursor_or_400(decode: Callable[[str], C], token: str | None) -> C | None:
         return decode(token) if token is not None else None
     except queries.BadCursor as exc:
         raise HTTPException(status_code=400, detail=f"invalid cursor: {exc}") from exc
+
+# What a router that opens its own resources passes to APIRouter(lifespan=...).
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -79,7 +80,7 @@ class RejectReasons:
         except httpx.HTTPError as exc:
             raise HTTPException(503, f"the ingestor does not answer: {type(exc).__name__}"
                                 ) from exc
-        if response.status_code != 200:
+        if response.status_code != HTTPStatus.OK:
             detail = response.json().get("detail") if response.headers.get(
                 "content-type", "").startswith("application/json") else response.text[:200]
             raise HTTPException(502, f"reject reasons unavailable: {detail}")

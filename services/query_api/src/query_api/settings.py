@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     query_api_host: str = "127.0.0.1"
     query_api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
+    # Required. Signs the `state` of the authorization redirect; the ingestor, which serves the
+    # callback, holds the same secret (OAUTH_STATE_SECRET).
+    oauth_state_secret: SecretStr = Field(min_length=1, repr=False)
+    # TikTok's authorization page of the app (partner settings; with its service id).
+    tiktok_authorize_url: str = "https://services.tiktokshop.com/open/authorize"
+    # A queued or running sync job whose ingestor gave no heartbeat this long has lost its
+    # worker: it is failed instead of refusing the shop's next sync (429) for good.
+    sync_job_stale_seconds: float = Field(default=180.0, gt=0)
     active_collection_cache_seconds: float = Field(
         default=5.0,
         ge=0,

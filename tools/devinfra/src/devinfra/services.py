@@ -23,6 +23,10 @@ DEV_CREDENTIALS = {
                                                 "label": "development"}}),
     # The query API's calls to the ingestor (reject reasons).
     "INTERNAL_API_TOKEN": "dev-internal-token",
+    # Fernet key of the shops' tokens at rest (base64 of 32 bytes), and the secret that signs
+    # the authorization redirect's state (the query API signs, the ingestor checks).
+    "SHOP_TOKEN_KEYS": "ZGV2LXNob3AtdG9rZW4ta2V5LWZvci1tYWtlLXJ1biE=",
+    "OAUTH_STATE_SECRET": "dev-oauth-state-secret",
 }
 
 
@@ -80,7 +84,14 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
         "TIKTOK_APP_SECRET": creds["TIKTOK_APP_SECRET"],
         "TIKTOK_ACCESS_TOKEN": creds["TIKTOK_ACCESS_TOKEN"],
         "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
+        "SHOP_TOKEN_KEYS": creds["SHOP_TOKEN_KEYS"],
+        "OAUTH_STATE_SECRET": creds["OAUTH_STATE_SECRET"],
+        "SHOPS_PAGE_URL": f"http://127.0.0.1:{query_port}/shops",
     }
+    query_env = {"QUERY_API_PORT": str(query_port), "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"],
+                 "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
+                 "INGESTOR_URL": f"http://127.0.0.1:{ingestor_port}",
+                 "OAUTH_STATE_SECRET": creds["OAUTH_STATE_SECRET"]}
     simulator: list[Service] = []
     if not os.environ.get("TIKTOK_API_BASE_URL"):
         sim_port = env_port("SIM_PORT", 8090, taken)
@@ -91,7 +102,9 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
                 for shop, version in DEV_SHOPS
             ]),
             "SYNC_RECONCILE_MINUTES": os.environ.get("SYNC_RECONCILE_MINUTES", "1"),
+            "TIKTOK_AUTH_BASE_URL": f"http://127.0.0.1:{sim_port}",
         }
+        query_env["TIKTOK_AUTHORIZE_URL"] = f"http://127.0.0.1:{sim_port}/oauth/authorize"
         simulator.append(Service("tiktok_sim", "tiktok_sim", {
             "SIM_PORT": str(sim_port),
             # the simulated TikTok app is the one the ingestor is configured with
@@ -100,6 +113,7 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
             "SIM_ACCESS_TOKEN": creds["TIKTOK_ACCESS_TOKEN"],
             "SIM_SHOPS": ",".join(f"{shop}:{version}:200" for shop, version in DEV_SHOPS),
             "SIM_WEBHOOK_URL": f"http://127.0.0.1:{ingestor_port}/webhooks/tiktok",
+            "SIM_AUTH_REDIRECT_URL": f"http://127.0.0.1:{ingestor_port}/oauth/tiktok/callback",
             "SIM_DRIVE": "true",
             "SIM_DUPLICATE_SHARE": "0.05",
             "SIM_OUT_OF_ORDER_SHARE": "0.05",
@@ -109,11 +123,7 @@ def layers(infra: Infra, credentials: Credentials, taken: list[int]) -> list[lis
         Service("state_machine", "state_machine",
                 {**common, "STATE_MACHINE_METRICS_PORT": str(metrics_port)},
                 f"http://127.0.0.1:{metrics_port}/metrics"),
-        Service("query_api", "query_api",
-                {**common, "QUERY_API_PORT": str(query_port),
-                 "QUERY_API_TOKENS": creds["QUERY_API_TOKENS"],
-                 "INTERNAL_API_TOKEN": creds["INTERNAL_API_TOKEN"],
-                 "INGESTOR_URL": f"http://127.0.0.1:{ingestor_port}"},
+        Service("query_api", "query_api", {**common, **query_env},
                 f"http://127.0.0.1:{query_port}/readyz"),
         Service("ingestor", "ingestor", ingestor_env, f"http://127.0.0.1:{ingestor_port}/readyz"),
     ]  # fmt: skip

@@ -141,6 +141,7 @@ def _print_urls(
     lines = [
         f"TikTok returns is up ({seconds:.0f}s). Ctrl-C stops everything.",
         f"  Dashboard        {query}/?token={token}",
+        f"  Shops            {query}/shops",
         f"  Query API docs   {query}/docs",
         f"  Webhook endpoint {ingestor}/webhooks/tiktok",
         f"  Metrics          {query}/metrics  {ingestor}/metrics  "

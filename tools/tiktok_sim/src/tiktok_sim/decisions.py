@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from contracts.statuses import ReturnStatus
 from tiktok_sim.driver import LifecycleDriver, Transition, WebhookSender
+from tiktok_sim.guards import Gate, Refusal
 from tiktok_sim.protocol import (
     ERR_INVALID_PARAMS,
     ERR_INVALID_SHOP_CIPHER,
@@ -77,17 +78,6 @@ class Refused(Exception):
     def __init__(self, code: int, detail: str = "") -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
-
-
-@dataclass(frozen=True)
-class Guards:
-    """The app's checks, shared with the search endpoints. `check_auth` raises `refusal`
-    (an exception with `code` and `detail`)."""
-
-    check_auth: Callable[[Request, str, bytes | None, str | None], None]
-    json_body: Callable[[bytes], dict[str, Any]]
-    fault: Callable[[str], Awaitable[JSONResponse | None]]
-    refusal: type[Exception]
 
 
 @dataclass
@@ -153,116 +143,140 @@ def _refused(desk: DecisionDesk, endpoint: str, code: int, detail: str) -> JSONR
     return JSONResponse(body)
 
 
-def decisions_router(sim: SimContext, guards: Guards) -> APIRouter:
-    desk = DecisionDesk(sim)
-    router = APIRouter()
+router = APIRouter()
 
-    async def handle(request: Request, endpoint: str, path: str, version: ApiVersion,
-                     act: Callable[[str, dict[str, Any]], dict[str, Any]]) -> JSONResponse:
-        sim.stats.requests[endpoint] += 1
-        fault = await guards.fault(endpoint)
-        if fault is not None:
-            return fault
-        raw = await request.body()
-        token = (request.query_params.get("access_token") if version == "legacy"
-                 else request.headers.get("x-tts-access-token"))
-        call: dict[str, Any] = {"endpoint": endpoint, "path": path,
-                                "query": dict(request.query_params)}
-        try:
-            guards.check_auth(request, path, None if version == "legacy" else raw, token)
-            shop_id = desk.shop(request, version)
-            call["shop_id"] = shop_id
-            body = guards.json_body(raw)
-            call["body"] = body
-            data = act(shop_id, body)
-        except Refused as exc:
-            desk.calls.append(call | {"code": exc.code})
-            return _refused(desk, endpoint, exc.code, exc.detail)
-        except guards.refusal as exc:
-            code, detail = getattr(exc, "code", ERR_INVALID_PARAMS), getattr(exc, "detail", "")
-            desk.calls.append(call | {"code": code})
-            return _refused(desk, endpoint, code, detail)
-        desk.calls.append(call | {"code": OK})
-        return JSONResponse(response(OK, data, request_id=f"sim-decision-{len(desk.calls)}"))
 
-    async def v202309_decision(request: Request, return_id: str, verb: str) -> JSONResponse:
-        key = request.query_params.get("idempotency_key", "")
+def _desk(request: Request) -> DecisionDesk:
+    desk: DecisionDesk = request.app.state.decision_desk
+    return desk
 
-        def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
-            if not key:
-                raise Refused(ERR_INVALID_PARAMS, "idempotency_key is required")
-            fingerprint = json.dumps([verb, return_id, body], sort_keys=True)
-            known = desk.answers.get((shop_id, key))
-            if known is not None:
-                if known[0] != fingerprint:
-                    raise Refused(ERR_IDEMPOTENCY_CONFLICT, key)
-                return known[1]  # the same request again: the same answer, no second effect
-            desk.decide(desk.find(shop_id, return_id), body.get("decision"), verb,
-                        body.get("reject_reason"))
-            desk.answers[(shop_id, key)] = (fingerprint, {})
-            return {}
 
-        path = V202309_DECIDE_PATH.format(return_id=return_id, verb=verb)
-        return await handle(request, f"202309_{verb}", path, "202309", act)
+def _gate(request: Request) -> Gate:
+    gate: Gate = request.app.state.gate
+    return gate
 
-    @router.post(V202309_DECIDE_PATH.replace("{verb}", "approve"))
-    async def approve_202309(request: Request, return_id: str) -> JSONResponse:
-        return await v202309_decision(request, return_id, "approve")
 
-    @router.post(V202309_DECIDE_PATH.replace("{verb}", "reject"))
-    async def reject_202309(request: Request, return_id: str) -> JSONResponse:
-        return await v202309_decision(request, return_id, "reject")
+async def _handle(request: Request, endpoint: str, path: str, version: ApiVersion,
+                  act: Callable[[str, dict[str, Any]], dict[str, Any]]) -> JSONResponse:
+    desk, gate = _desk(request), _gate(request)
+    desk.sim.stats.requests[endpoint] += 1
+    fault = await gate.injected_fault(endpoint)
+    if fault is not None:
+        return fault
+    raw = await request.body()
+    token = (request.query_params.get("access_token") if version == "legacy"
+             else request.headers.get("x-tts-access-token"))
+    call: dict[str, Any] = {"endpoint": endpoint, "path": path,
+                            "query": dict(request.query_params)}
+    try:
+        gate.check_auth(request, path, None if version == "legacy" else raw, token)
+        shop_id = desk.shop(request, version)
+        call["shop_id"] = shop_id
+        body = gate.json_body(raw)
+        call["body"] = body
+        data = act(shop_id, body)
+    except Refused as exc:
+        desk.calls.append(call | {"code": exc.code})
+        return _refused(desk, endpoint, exc.code, exc.detail)
+    except Refusal as exc:
+        code, detail = exc.code, exc.detail
+        desk.calls.append(call | {"code": code})
+        return _refused(desk, endpoint, code, detail)
+    desk.calls.append(call | {"code": OK})
+    return JSONResponse(response(OK, data, request_id=f"sim-decision-{len(desk.calls)}"))
 
-    def legacy(verb: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-        def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
-            ret = desk.find(shop_id, body.get("reverse_order_id"))
-            value = next((v for v, (t, s, _) in DECISIONS.items()
-                          if v.startswith(verb.upper()) and (t, s) == (
-                              ret.reverse_type, ret.status)), None)
-            if value is None:
-                raise Refused(ERR_STATUS_NOT_ALLOWED, f"the return is {ret.status.value}")
-            desk.decide(ret, value, verb, body.get("reverse_reject_reason_key"))
-            return {}
-        return act
 
-    @router.post(LEGACY_CONFIRM_PATH)
-    async def legacy_confirm(request: Request) -> JSONResponse:
-        return await handle(request, "legacy_confirm", LEGACY_CONFIRM_PATH, "legacy",
-                            legacy("approve"))
+async def _v202309_decision(request: Request, return_id: str, verb: str) -> JSONResponse:
+    desk = _desk(request)
+    key = request.query_params.get("idempotency_key", "")
 
-    @router.post(LEGACY_REJECT_PATH)
-    async def legacy_reject(request: Request) -> JSONResponse:
-        return await handle(request, "legacy_reject", LEGACY_REJECT_PATH, "legacy",
-                            legacy("reject"))
+    def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        if not key:
+            raise Refused(ERR_INVALID_PARAMS, "idempotency_key is required")
+        fingerprint = json.dumps([verb, return_id, body], sort_keys=True)
+        known = desk.answers.get((shop_id, key))
+        if known is not None:
+            if known[0] != fingerprint:
+                raise Refused(ERR_IDEMPOTENCY_CONFLICT, key)
+            return known[1]  # the same request again: the same answer, no second effect
+        desk.decide(desk.find(shop_id, return_id), body.get("decision"), verb,
+                    body.get("reject_reason"))
+        desk.answers[(shop_id, key)] = (fingerprint, {})
+        return {}
 
-    @router.get(V202309_REASONS_PATH)
-    async def reasons_202309(request: Request) -> JSONResponse:
-        def act(shop_id: str, _: dict[str, Any]) -> dict[str, Any]:
-            ret = desk.find(shop_id, request.query_params.get("return_or_cancel_id", ""))
-            locale = request.query_params.get("locale", "en-US")
-            return {"reasons": reject_reasons(ret.reverse_type, ret.status, locale)}
-        return await handle(request, "202309_reject_reasons", V202309_REASONS_PATH, "202309",
-                            act)
+    path = V202309_DECIDE_PATH.format(return_id=return_id, verb=verb)
+    return await _handle(request, f"202309_{verb}", path, "202309", act)
 
-    @router.post(LEGACY_REASONS_PATH)
-    async def reasons_legacy(request: Request) -> JSONResponse:
-        def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
-            ret = desk.find(shop_id, body.get("reverse_order_id"))
-            reasons = reject_reasons(ret.reverse_type, ret.status,
-                                     str(body.get("language") or "en-US"))
-            return {"reverse_reason_list": [
-                {"reverse_reason_key": r["name"], "reverse_reason": r["text"]} for r in reasons]}
-        return await handle(request, "legacy_reject_reasons", LEGACY_REASONS_PATH, "legacy",
-                            act)
 
-    @router.get("/_sim/decisions")
-    async def decision_calls(shop_id: str | None = None, return_id: str | None = None
-                             ) -> list[dict[str, Any]]:
-        """Every decision call received (refused ones too), oldest first."""
-        def wanted(call: dict[str, Any]) -> bool:
-            ids = {str(call.get("body", {}).get("reverse_order_id")), call["path"]}
-            return ((shop_id is None or call.get("shop_id") == shop_id)
-                    and (return_id is None or any(return_id in i for i in ids)))
-        return [c for c in desk.calls if wanted(c) and "reasons" not in c["endpoint"]]
+@router.post(V202309_DECIDE_PATH.replace("{verb}", "approve"))
+async def approve_202309(request: Request, return_id: str) -> JSONResponse:
+    return await _v202309_decision(request, return_id, "approve")
 
-    return router
+
+@router.post(V202309_DECIDE_PATH.replace("{verb}", "reject"))
+async def reject_202309(request: Request, return_id: str) -> JSONResponse:
+    return await _v202309_decision(request, return_id, "reject")
+
+
+def _legacy(desk: DecisionDesk, verb: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        ret = desk.find(shop_id, body.get("reverse_order_id"))
+        value = next((v for v, (t, s, _) in DECISIONS.items()
+                      if v.startswith(verb.upper()) and (t, s) == (
+                          ret.reverse_type, ret.status)), None)
+        if value is None:
+            raise Refused(ERR_STATUS_NOT_ALLOWED, f"the return is {ret.status.value}")
+        desk.decide(ret, value, verb, body.get("reverse_reject_reason_key"))
+        return {}
+    return act
+
+
+@router.post(LEGACY_CONFIRM_PATH)
+async def legacy_confirm(request: Request) -> JSONResponse:
+    return await _handle(request, "legacy_confirm", LEGACY_CONFIRM_PATH, "legacy",
+                        _legacy(_desk(request), "approve"))
+
+
+@router.post(LEGACY_REJECT_PATH)
+async def legacy_reject(request: Request) -> JSONResponse:
+    return await _handle(request, "legacy_reject", LEGACY_REJECT_PATH, "legacy",
+                        _legacy(_desk(request), "reject"))
+
+
+@router.get(V202309_REASONS_PATH)
+async def reasons_202309(request: Request) -> JSONResponse:
+    desk = _desk(request)
+
+    def act(shop_id: str, _: dict[str, Any]) -> dict[str, Any]:
+        ret = desk.find(shop_id, request.query_params.get("return_or_cancel_id", ""))
+        locale = request.query_params.get("locale", "en-US")
+        return {"reasons": reject_reasons(ret.reverse_type, ret.status, locale)}
+    return await _handle(request, "202309_reject_reasons", V202309_REASONS_PATH, "202309",
+                        act)
+
+
+@router.post(LEGACY_REASONS_PATH)
+async def reasons_legacy(request: Request) -> JSONResponse:
+    desk = _desk(request)
+
+    def act(shop_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        ret = desk.find(shop_id, body.get("reverse_order_id"))
+        reasons = reject_reasons(ret.reverse_type, ret.status,
+                                 str(body.get("language") or "en-US"))
+        return {"reverse_reason_list": [
+            {"reverse_reason_key": r["name"], "reverse_reason": r["text"]} for r in reasons]}
+    return await _handle(request, "legacy_reject_reasons", LEGACY_REASONS_PATH, "legacy",
+                        act)
+
+
+@router.get("/_sim/decisions")
+async def decision_calls(request: Request, shop_id: str | None = None,
+                         return_id: str | None = None) -> list[dict[str, Any]]:
+    """Every decision call received (refused ones too), oldest first."""
+    desk = _desk(request)
+
+    def wanted(call: dict[str, Any]) -> bool:
+        ids = {str(call.get("body", {}).get("reverse_order_id")), call["path"]}
+        return ((shop_id is None or call.get("shop_id") == shop_id)
+                and (return_id is None or any(return_id in i for i in ids)))
+    return [c for c in desk.calls if wanted(c) and "reasons" not in c["endpoint"]]

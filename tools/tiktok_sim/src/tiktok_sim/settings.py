@@ -33,6 +33,11 @@ class SimSettings(BaseSettings):
     app_secret: str = Field(default="dev-app-secret", repr=False)
     access_token: str = Field(default="dev-access-token", repr=False)
     timestamp_tolerance_s: int = 300
+    # Authorization (tiktok_sim.auth): where the authorization page sends the seller back (the
+    # app's redirect URL, e.g. the ingestor's /oauth/tiktok/callback), and token lives.
+    auth_redirect_url: str = ""
+    access_token_life_s: float = Field(default=7 * 86_400, gt=0)
+    refresh_token_life_s: float = Field(default=60 * 86_400, gt=0)
     seed: int = 42
     # Shops generated at start-up: "7494560109732840000:202309:500,7494560109732840001:legacy:500"
     shops: str = ""

@@ -389,6 +389,7 @@ class SimStats:
     refusals: Counter[str] = field(default_factory=Counter)  # by code / http status
     records_served: int = 0
     transitions: int = 0
+    updated_while_paging: int = 0
     webhooks: Counter[str] = field(default_factory=Counter)  # sent, failed, duplicate, ...
 
     def as_dict(self) -> dict[str, Any]:
@@ -399,5 +400,6 @@ class SimStats:
             "refusals_total": sum(self.refusals.values()),
             "records_served": self.records_served,
             "transitions": self.transitions,
+            "updated_while_paging": self.updated_while_paging,
             "webhooks": dict(self.webhooks),
         }

@@ -1,5 +1,6 @@
 """The sync-command consumer: SYNC_COMMANDS_TOPIC on the ingestor's broker, one command at a time
-per partition, each acknowledged by hand only after its job's outcome is written.
+per partition, each acknowledged by hand once its job is recorded and handed to the runner
+(`runner.py`, which runs shops' syncs side by side and takes over jobs of dead workers).
 
 A record that is not a `SyncCommand` is published to the rejected topic (until Kafka takes it)
 and acknowledged: it can never be run.

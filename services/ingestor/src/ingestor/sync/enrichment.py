@@ -16,7 +16,7 @@ from ingestor.kafka import KafkaBus
 from ingestor.metrics import EnrichResult, IngestorMetrics
 from ingestor.rejections import sync_rejection
 from ingestor.settings import Settings
-from ingestor.sync.clients import ClientPool
+from ingestor.sync.clients import ShopClients
 
 log = structlog.get_logger("ingestor.sync")
 
@@ -24,7 +24,7 @@ ENRICH_CONCURRENCY = 8
 
 
 class Enricher:
-    def __init__(self, settings: Settings, clients: ClientPool, bus: KafkaBus,
+    def __init__(self, settings: Settings, clients: ShopClients, bus: KafkaBus,
                  metrics: IngestorMetrics) -> None:
         self._settings = settings
         self._clients = clients
@@ -36,7 +36,7 @@ class Enricher:
     def enrich_later(self, event: ReturnEvent) -> None:
         """After a webhook's event is acknowledged: fetch the return in the background and
         publish it as a sync snapshot (amounts, items, tracking, deadlines). Never raises."""
-        if not self._settings.webhook_enrichment or self._clients.problem(event.shop_id):
+        if not self._settings.webhook_enrichment:
             return
         task = asyncio.create_task(self._enrich(event))
         self._tasks.add(task)
@@ -52,10 +52,13 @@ class Enricher:
                 await task
 
     async def _enrich(self, event: ReturnEvent) -> None:
+        if await self._clients.problem(event.shop_id) is not None:
+            return  # a shop we cannot call: nothing to count
         result = EnrichResult.FAILED
         try:
             async with self._slots:
-                found = await self._clients.get(event.shop_id).get_return(event.return_id)
+                client = await self._clients.client(event.shop_id)
+                found = await client.get_return(event.return_id)
                 if found is None:
                     result = EnrichResult.NOT_FOUND
                 elif isinstance(found, ReturnEvent):

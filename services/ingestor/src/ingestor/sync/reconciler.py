@@ -1,12 +1,14 @@
-"""The periodic reconciler: every SYNC_RECONCILE_MINUTES it asks for a sync of every shop of
-TIKTOK_SHOPS (a `SyncCommand` like the query API's), so changes a webhook missed still arrive."""
+"""The periodic reconciler: every SYNC_RECONCILE_MINUTES it asks for a sync of every connected
+shop (a `SyncCommand` like the query API's), so changes a webhook missed still arrive."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import structlog
+from pymongo.errors import PyMongoError
 
 from contracts.messages import SyncCommand
 from ingestor.kafka import KafkaBus, PublishError
@@ -18,15 +20,17 @@ log = structlog.get_logger("ingestor.sync")
 
 
 class Reconciler:
-    def __init__(self, settings: Settings, bus: KafkaBus, metrics: IngestorMetrics) -> None:
+    def __init__(self, settings: Settings, bus: KafkaBus, metrics: IngestorMetrics,
+                 shops: Callable[[], Awaitable[list[str]]]) -> None:
         self._settings = settings
+        self._shops = shops
         self._bus = bus
         self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Runs when SYNC_RECONCILE_MINUTES is positive and shops are configured."""
-        if self._settings.sync_reconcile_minutes > 0 and self._settings.tiktok_shops:
+        """Runs when SYNC_RECONCILE_MINUTES is positive."""
+        if self._settings.sync_reconcile_minutes > 0:
             self._task = asyncio.create_task(self._reconcile_forever())
 
     async def stop(self) -> None:
@@ -40,8 +44,13 @@ class Reconciler:
     async def _reconcile_forever(self) -> None:
         period = self._settings.sync_reconcile_minutes * 60
         while True:
-            for shop in self._settings.tiktok_shops:
-                await self._request_sync(shop.shop_id)
+            try:
+                shop_ids = await self._shops()
+            except PyMongoError as exc:  # the next round tries again
+                log.warning("reconcile_shops_unreadable", error=str(exc))
+                shop_ids = []
+            for shop_id in shop_ids:
+                await self._request_sync(shop_id)
             await asyncio.sleep(period)
 
     async def _request_sync(self, shop_id: str) -> None:

@@ -34,12 +34,15 @@ from ingestor.kafka import KafkaBus, PublishError
 from ingestor.metrics import IngestorMetrics, SyncResult
 from ingestor.rejections import Rejected, sync_rejection
 from ingestor.settings import Settings
-from ingestor.sync.clients import ClientPool
+from ingestor.shops.renewal import ShopUnavailable
+from ingestor.shops.service import Shops
+from ingestor.sync.clients import ShopClients
 from ingestor.sync.consumer import decode_or_reject, subscribe
 from ingestor.sync.enrichment import Enricher
 from ingestor.sync.job import Counts, SyncFailed, api_error_text, until_stored
 from ingestor.sync.lease import acquire_lease, with_heartbeat
 from ingestor.sync.reconciler import Reconciler
+from ingestor.sync.runner import SyncRunner
 from ingestor.sync.window import Window, WindowError, resolve_window
 from ingestor.tiktok_client import TikTokApiError
 from runtime.mongo import mongo_client
@@ -58,33 +61,56 @@ class SyncService:
     mongo: AsyncMongoClient[Document] | None = None
     clock: Callable[[], float] = time.time
     transport: httpx.AsyncBaseTransport | None = None
+    # None: the connected shops of the `shops` collection (`shops` below); tests pass their own.
+    clients: ShopClients | None = None
     store: SyncJobs = field(init=False)
-    clients: ClientPool = field(init=False)
+    shops: Shops | None = field(default=None, init=False)
     enricher: Enricher = field(init=False)
     reconciler: Reconciler = field(init=False)
+    runner: SyncRunner = field(init=False)
 
     def __post_init__(self) -> None:
         if self.mongo is None:
             self.mongo = mongo_client(self.settings.mongodb_url,
                                       self.settings.mongodb_timeout_ms)
         self.store = SyncJobs(self.mongo, self.settings.mongodb_database)
-        self.clients = ClientPool(self.settings, self.transport)
-        self.enricher = Enricher(self.settings, self.clients, self.bus, self.metrics)
-        self.reconciler = Reconciler(self.settings, self.bus, self.metrics)
+        if self.clients is None:
+            self.shops = Shops(self.settings, self.mongo, self.transport)
+            self.clients = self.shops.directory
+        self.enricher = Enricher(self.settings, self._clients, self.bus, self.metrics)
+        self.reconciler = Reconciler(self.settings, self.bus, self.metrics, self._shop_ids)
+        self.runner = SyncRunner(self.store, self.handle,
+                                 concurrency=self.settings.sync_concurrency,
+                                 stale_s=self.settings.sync_job_stale_seconds,
+                                 ready=lambda: self.bus.connected)
+
+    @property
+    def _clients(self) -> ShopClients:
+        assert self.clients is not None  # set in __post_init__
+        return self.clients
+
+    async def _shop_ids(self) -> list[str]:
+        """The shops the reconciler syncs: every connected one."""
+        if self.shops is None:
+            return [shop.shop_id for shop in self.settings.tiktok_shops]
+        await self.shops.wait_ready()
+        return await self.shops.repo.connected()
 
     # ------------------------------------------------------------------ lifecycle (create_app)
 
     async def start(self) -> None:
         self.reconciler.start()
+        self.runner.start()
 
     async def stop(self) -> None:
-        """Before Kafka stops: no more enrichment or reconciliation."""
+        """Before Kafka stops: no more syncs, enrichment or reconciliation."""
+        await self.runner.stop()
         await self.enricher.stop()
         await self.reconciler.stop()
 
     async def close(self) -> None:
         """After Kafka stopped (no handler runs any more)."""
-        await self.clients.aclose()
+        await self._clients.aclose()
         if self.mongo is not None:
             await self.mongo.close()
 
@@ -96,9 +122,18 @@ class SyncService:
 
     async def on_record(self, value: bytes | None, partition: int | None,
                         offset: int | None) -> None:
+        """Record the command's job and hand it to the runner; the record is acknowledged
+        then (the job document keeps it from here on)."""
         command = await decode_or_reject(self.bus, value, partition, offset)
-        if command is not None:
-            await self.handle(command)
+        if command is None:
+            return
+        job = await until_stored("receive", lambda: self.store.receive(command))
+        if job.get("status") in FINISHED_JOB_STATUSES:
+            log.info("sync_command_already_done", command_id=str(command.command_id),
+                     status=job.get("status"))
+            self.metrics.sync_jobs.labels(result=SyncResult.SKIPPED.value).inc()
+            return
+        await until_stored("claim", lambda: self.runner.take(command))
 
     def enrich_later(self, event: ReturnEvent) -> None:
         """See `Enricher.enrich_later` (the app's `on_webhook`)."""
@@ -126,7 +161,7 @@ class SyncService:
         started = time.perf_counter()
         ttl = self.settings.sync_lease_seconds
         try:
-            problem = self.clients.problem(shop_id)
+            problem = await self._clients.problem(shop_id)
             if problem is not None:
                 raise SyncFailed(problem)
             lease = await acquire_lease(self.store, shop_id, job_id, ttl_s=ttl,
@@ -148,7 +183,7 @@ class SyncService:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(lease)
                 raise
-        except (SyncFailed, TikTokApiError, PublishError, WindowError) as exc:
+        except (SyncFailed, TikTokApiError, PublishError, WindowError, ShopUnavailable) as exc:
             error = api_error_text(exc) if isinstance(exc, TikTokApiError) else str(exc)
             await self._finish(job_id, JobStatus.FAILED, counts, error, window)
             self.metrics.sync_jobs.labels(result=SyncResult.FAILED.value).inc()
@@ -184,7 +219,7 @@ class SyncService:
         )
 
     async def _pages(self, job_id: str, shop_id: str, window: Window, counts: Counts) -> None:
-        client = self.clients.get(shop_id)
+        client = await self._clients.client(shop_id)
         async for page in client.iter_returns(window.since, window.until):
             now = datetime.now(UTC)
             events = [r for r in page.results if isinstance(r, ReturnEvent)]

@@ -309,6 +309,7 @@ def insights(
     rows: Iterable[ReturnRow],
     history: Iterable[HistoryRow],
     rejected: set[str],
+    *,
     top: int = TOP_DEFAULT,
 ) -> InsightsView:
     """Every chart of the view, for the returns of `rows` requested in the window; the

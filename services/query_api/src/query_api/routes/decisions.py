@@ -40,13 +40,21 @@ from contracts.read_model import ReturnState
 from contracts.topics import DECISIONS_TOPIC
 from query_api import deadlines
 from query_api.auth import Caller
-from query_api.deps import TEXT_PATTERN, CursorToken, Id, Limit, Repo, cursor_or_400
+from query_api.deps import (
+    TEXT_PATTERN,
+    CursorToken,
+    Id,
+    Lifespan,
+    Limit,
+    Repo,
+    cursor_or_400,
+)
 from query_api.models import DecisionView, ErrorMessage, ReturnView
 from query_api.openapi import AUTH_ERRORS
 from query_api.publisher import KafkaPublisher, KafkaUnavailable
 from query_api.reject_reasons import RejectReasons, locale_of
 from query_api.settings import Settings
-from runtime.decision_store import DecisionPending, DecisionStore, KeyReused
+from runtime.decision_store import DecisionPending, DecisionStore, KeyReused, Opened
 
 log = structlog.get_logger("query_api.decisions")
 
@@ -106,7 +114,35 @@ def _unfit(state: ReturnState, decision: str) -> HTTPException:
                          f"{state.status.value} ({kind} request); decisions it offers: {offered}")
 
 
-def decisions_router(settings: Settings) -> APIRouter:
+async def _open_and_publish(request: Request, store: DecisionStore,
+                            command: DecisionCommand) -> Opened:
+    """Record the decision as queued and, when it is new, publish its command (withdrawn again
+    when Kafka does not take it); a known one is answered as it stands."""
+    try:
+        opened = await store.open(command)
+    except KeyReused as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except DecisionPending as exc:
+        raise HTTPException(409, f"{exc}; it is not sent twice") from exc
+    if opened.created:
+        try:
+            await request.app.state.decision_publisher.publish(
+                command, DECISIONS_TOPIC, return_key(command.shop_id, command.return_id))
+        except KafkaUnavailable as exc:
+            log.warning("decision_publish_failed", error=str(exc))
+            await store.withdraw(command.decision_id)
+            raise HTTPException(503, "the event bus (Kafka) is not reachable; retry later"
+                                ) from exc
+        log.info("decision_requested", decision_id=str(command.decision_id),
+                 shop_id=command.shop_id,
+                 return_id=command.return_id, decision=command.decision.value,
+                 label=command.label)
+    return opened
+
+
+def _lifespan(settings: Settings) -> Lifespan:
+    """Opens the decisions' store, their publisher and the reject reasons' cache."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = app.state.mongo[settings.mongodb_database]
@@ -123,12 +159,16 @@ def decisions_router(settings: Settings) -> APIRouter:
             await publisher.close()
             await reasons.aclose()
 
-    router = APIRouter(prefix="/api/v1", tags=["decisions"], lifespan=lifespan)
+    return lifespan
+
+
+def decisions_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["decisions"], lifespan=_lifespan(settings))
 
     @router.get("/returns/needs-action", response_model=NeedsActionPage, responses=AUTH_ERRORS,
                 summary="Returns waiting on the seller, soonest TikTok deadline first")
     async def needs_action(
-        repository: Repo, caller: Caller, shop_id: Id = None,
+        repository: Repo, caller: Caller, *, shop_id: Id = None,
         due_before: Annotated[int | None, Query(ge=0, le=2**53, description=(
             "only deadlines before this (unix s); e.g. now + 86400 for the last 24 h"))] = None,
         limit: Limit = 50, cursor: CursorToken = None,
@@ -145,7 +185,7 @@ def decisions_router(settings: Settings) -> APIRouter:
                  responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
                  summary="Approve or reject a return (carried out at TikTok by the ingestor)")
     async def decide(
-        body: DecisionRequest, request: Request, repository: Repo, caller: Caller,
+        body: DecisionRequest, request: Request, repository: Repo, caller: Caller, *,
         shop_id: PathId, return_id: PathId,
         idempotency_key: Annotated[str | None, Header(
             alias="Idempotency-Key", min_length=1, max_length=128, pattern=TEXT_PATTERN,
@@ -169,23 +209,7 @@ def decisions_router(settings: Settings) -> APIRouter:
             decision=body.decision, reverse_type=basis[0], status=basis[1],
             return_update_time=basis[2], reason=body.reason, comment=body.comment,
             label=caller.label)
-        try:
-            opened = await store.open(command)
-        except KeyReused as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except DecisionPending as exc:
-            raise HTTPException(409, f"{exc}; it is not sent twice") from exc
-        if opened.created:
-            try:
-                await request.app.state.decision_publisher.publish(
-                    command, DECISIONS_TOPIC, return_key(shop_id, return_id))
-            except KafkaUnavailable as exc:
-                log.warning("decision_publish_failed", error=str(exc))
-                await store.withdraw(command.decision_id)
-                raise HTTPException(503, "the event bus (Kafka) is not reachable; retry later"
-                                    ) from exc
-            log.info("decision_requested", decision_id=str(decision_id), shop_id=shop_id,
-                     return_id=return_id, decision=body.decision.value, label=caller.label)
+        opened = await _open_and_publish(request, store, command)
         return DecisionView.of(opened.record)
 
     @router.get("/decisions/{decision_id}", response_model=DecisionView,
@@ -205,8 +229,8 @@ def decisions_router(settings: Settings) -> APIRouter:
                            502: {"model": ErrorMessage, "description": "TikTok refused"}},
                 summary="TikTok's reject reasons for the return, in the request's language")
     async def get_reject_reasons(
-        request: Request, repository: Repo, caller: Caller, shop_id: PathId, return_id: PathId,
-        accept_language: Annotated[str | None, Header(max_length=256)] = None,
+        request: Request, repository: Repo, caller: Caller, *, shop_id: PathId,
+        return_id: PathId, accept_language: Annotated[str | None, Header(max_length=256)] = None,
     ) -> RejectReasonsView:
         caller.require(shop_id)
         state = await _state_of(repository, shop_id, return_id)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from query_api.auth import Caller
+from query_api.deps import TEXT_PATTERN
 from query_api.insights import aggregate
 from query_api.insights.cache import AnswerCache
 from query_api.insights.reader import InsightsReader
@@ -110,8 +111,9 @@ def insights_router(settings: Settings) -> APIRouter:
     async def get_insights(
         request: Request,
         caller: Caller,
+        *,
         shop_id: Annotated[str, Query(min_length=1, max_length=128,
-                                      pattern=r"^[^\x00-\x1f\x7f]+$")],
+                                      pattern=TEXT_PATTERN)],
         start: Annotated[datetime | None, Query(
             alias="from", description="request time from (inclusive); default `to` - 30 days",
         )] = None,
@@ -135,7 +137,8 @@ def insights_router(settings: Settings) -> APIRouter:
                 rows, rejected = await reader.read(shop_id, window)
                 # CPU work over every row: off the event loop, so others are answered.
                 return await asyncio.to_thread(
-                    aggregate.insights, shop_id, window, rows, (), rejected, top
+                    functools.partial(aggregate.insights, top=top),
+                    shop_id, window, rows, (), rejected,
                 )
 
         key = (collection, shop_id, window.start, window.end, window.zone.key, top)

@@ -2,7 +2,9 @@
 
 - `POST /api/v1/sync` records a queued job in `sync_jobs`, then publishes a `SyncCommand`
   (key = shop id) to SYNC_COMMANDS_TOPIC and answers 202 once Kafka acknowledged it (503 when
-  Kafka is unreachable; the job document is then removed again).
+  Kafka is unreachable; the job document is then removed again). While a sync of the shop is
+  queued or running it answers 429 with Retry-After; a job whose worker stopped (no heartbeat
+  for SYNC_JOB_STALE_SECONDS) is marked failed first, so it never blocks the shop for good.
 - `GET /api/v1/sync/status?shop_id=` the shop's checkpoint (last successful sync) and its
   queued or running job, if any.
 - `GET /api/v1/sync/{command_id}` one job with its counts.
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -31,6 +33,7 @@ from contracts.messages import SyncCommand
 from contracts.read_model import JobStatus
 from contracts.topics import SYNC_COMMANDS_TOPIC
 from query_api.auth import Caller
+from query_api.deps import Lifespan
 from query_api.models import ErrorMessage
 from query_api.openapi import CALLER_ERRORS
 from query_api.publisher import KafkaPublisher, KafkaUnavailable
@@ -39,6 +42,7 @@ from runtime.sync_jobs import Document, SyncJobs
 
 log = structlog.get_logger("query_api.sync")
 
+RETRY_AFTER_S = 5  # while a sync of the shop is queued or running
 
 
 # ---------------------------------------------------------------------------------- models
@@ -127,9 +131,6 @@ def _state(request: Request) -> tuple[SyncJobs, KafkaPublisher]:
     return request.app.state.sync_jobs, request.app.state.sync_publisher
 
 
-Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
-
-
 def _lifespan(settings: Settings) -> Lifespan:
     """Opens the sync jobs' repository on the app's MongoDB client and the command publisher."""
 
@@ -166,6 +167,8 @@ def sync_router(settings: Settings) -> APIRouter:
         response_model=SyncAccepted,
         responses={
             503: {"model": ErrorMessage, "description": "Kafka or MongoDB unreachable"},
+            429: {"model": ErrorMessage, "description": "a sync of this shop is queued or "
+                  "running; try again after Retry-After seconds"},
             **CALLER_ERRORS,
         },
         summary="Sync Return: fetch new or changed returns of a shop from TikTok Shop",
@@ -176,6 +179,18 @@ def sync_router(settings: Settings) -> APIRouter:
         command = SyncCommand(shop_id=body.shop_id, since=body.since, until=body.until,
                               requested_by="api")
         job_id = str(command.command_id)
+        stale_before = datetime.now(UTC) - timedelta(seconds=settings.sync_job_stale_seconds)
+        try:
+            if await jobs.fail_stale(body.shop_id, stale_before):
+                log.warning("sync_job_worker_stopped", shop_id=body.shop_id)
+            active = await jobs.active_job(body.shop_id)
+        except PyMongoError as exc:
+            raise HTTPException(503, "the database is not reachable") from exc
+        if active is not None:
+            raise HTTPException(
+                429, f"a sync of shop {body.shop_id} is already {active.get('status')} "
+                f"(command {active['_id']}); try again when it is done",
+                headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
             await jobs.queue(command)
         except PyMongoError as exc:

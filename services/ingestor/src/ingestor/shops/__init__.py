@@ -1,0 +1,1 @@
+"""Connected TikTok shops: their encrypted tokens, the authorization callback, token renewal."""
