@@ -90,7 +90,8 @@ def test_every_arrival_order_one_event_a_batch_keeps_the_same_milestones() -> No
               ev(S.AFTERSALE_APPLYING, 100), ev(S.COMPLETE, 200),  # SUCCESS inferred
               ev(S.AFTERSALE_RETURNING, 300)]  # after COMPLETE: rejected
     expected = fold_events(events).state
-    assert expected is not None and expected.milestones == Milestones(
+    assert expected is not None
+    assert expected.milestones == Milestones(
         opened_at=T0, decided_at=T0, decided_as=S.AFTERSALE_REJECT_APPLICATION,
         refunded_at=T0 + 200)
     for order in itertools.permutations(events):
