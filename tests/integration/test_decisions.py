@@ -148,9 +148,15 @@ def test_the_same_decision_posted_twice_reaches_tiktok_once_and_the_return_moves
 ) -> None:
     item = pool.take()
     key = f"click-{uuid.uuid4().hex}"
-    first = decide(stack, pool.shop, item["return_id"], {"decision": "approve"}, key=key)
-    again = decide(stack, pool.shop, item["return_id"], {"decision": "approve"}, key=key)
-    no_key = decide(stack, pool.shop, item["return_id"], {"decision": "approve"})
+    # TikTok answers slowly, so the decision is still pending at the third post: else the
+    # return may already have moved on (a new status offers no approval: 409, rightly).
+    assert httpx.post(f"{stack.sim_url}/_sim/faults", json={"delay_ms": 3000}).is_success
+    try:
+        first = decide(stack, pool.shop, item["return_id"], {"decision": "approve"}, key=key)
+        again = decide(stack, pool.shop, item["return_id"], {"decision": "approve"}, key=key)
+        no_key = decide(stack, pool.shop, item["return_id"], {"decision": "approve"})
+    finally:
+        assert httpx.delete(f"{stack.sim_url}/_sim/faults").is_success
     assert first.status_code == 202, first.text
     assert again.status_code == 202, again.text
     assert no_key.status_code == 202, no_key.text
