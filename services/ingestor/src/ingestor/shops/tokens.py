@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ingestor.tiktok_client import TikTokApiError, _install_redaction, _parse
+from ingestor.tiktok_http import TikTokApiError, install_redaction, parse_response
 from ingestor.tiktok_signing import sign_request
 
 TOKEN_GET_PATH = "/api/v2/token/get"
@@ -85,7 +85,7 @@ class TikTokAuthClient:
         self._api_base = api_base_url.rstrip("/")
         self._app_key = app_key
         self._app_secret = app_secret
-        _install_redaction()
+        install_redaction()
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
 
     async def aclose(self) -> None:
@@ -133,5 +133,5 @@ class TikTokAuthClient:
                 except httpx.TransportError as exc:
                     raise TikTokApiError(None, f"{type(exc).__name__}: transport failure", True,
                                          path=path) from None
-                return _parse(response, path)
+                return parse_response(response, path)
         raise AssertionError("unreachable")  # pragma: no cover
