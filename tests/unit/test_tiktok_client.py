@@ -45,10 +45,13 @@ class RecordingSleep:
         self.calls.append(seconds)
 
 
-def sim_with(count: int, version: ApiVersion, seed: int = 1) -> tuple[FastAPI, SimState]:
+def sim_with(count: int, version: ApiVersion, seed: int = 1,
+             now: int | None = None) -> tuple[FastAPI, SimState]:
+    """A simulator holding `count` returns of SHOP, each last updated before `now`."""
     app = create_app(SimSettings(seed=seed))
     state: SimState = app.state.sim
-    generate_returns(state.store, state.driver.rng, SHOP, count, version, now=int(time.time()))
+    generate_returns(state.store, state.driver.rng, SHOP, count, version,
+                     now=int(time.time()) if now is None else now)
     return app, state
 
 
