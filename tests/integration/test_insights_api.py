@@ -28,7 +28,7 @@ from query_api.api import create_app
 from query_api.insights.aggregate import milestones_of
 from query_api.insights.reader import history_row
 from query_api.settings import Settings
-from tests.integration.test_query_api import serve
+from tests.integration.query_api.data import serve
 
 pytestmark = pytest.mark.integration
 

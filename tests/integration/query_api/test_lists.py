@@ -1,256 +1,46 @@
-"""The query API against a real MongoDB-compatible server (FerretDB), in-process over ASGI."""
+"""The query API against a real MongoDB-compatible server (FerretDB), in-process over ASGI:
+lists, filters, paging, counts, details, search, tokens and errors."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from contracts.decisions import allowed_decisions
-from contracts.messages import (
-    EventSource,
-    Money,
-    RejectedEvent,
-    RejectionReason,
-    ReturnDetails,
-    ReturnEvent,
-    ReturnItem,
-    return_key,
-)
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
-    DAY_S,
     DEFAULT_RETURNS_COLLECTION,
     META_COLLECTION,
-    REJECTIONS_COLLECTION,
-    REJECTIONS_INDEXES,
     RETURNS_INDEXES,
-    EventRecord,
-    Outcome,
     ReturnState,
-    bucket_start,
     counts_collection,
-    events_collection,
-    page_fields,
 )
-from contracts.statuses import STATUS_TABS, ReturnStatus, ReverseType
-from contracts.transitions import LIFECYCLE_RANK
+from contracts.statuses import ReturnStatus, ReverseType
 from devinfra.proc import free_port
 from query_api.api import create_app
-from query_api.export import csv_row
-from query_api.settings import Settings
+from tests.integration.query_api.data import (
+    DOCS,
+    SHOP_A,
+    SHOP_A_DOCS,
+    SHOP_A_TOKEN,
+    SHOP_B,
+    STATUSES,
+    T0,
+    Doc,
+    counts_documents,
+    list_ids,
+    make_return,
+    make_settings,
+    newest_first,
+    serve,
+)
 
 pytestmark = pytest.mark.integration
-
-SHOP_A = "7494560109732840000"
-SHOP_B = "7494560109732849999"
-T0 = 1_732_600_000
-STATUSES = list(ReturnStatus)
-Doc = dict[str, Any]
-
-
-def make_return(
-    shop_id: str,
-    n: int,
-    *,
-    status: ReturnStatus,
-    reverse_type: ReverseType | None,
-    update_time: int,
-    order_id: str | None = None,
-    anomaly: bool = False,
-) -> Doc:
-    """A read-model document exactly as the state machine writes it (plus bookkeeping)."""
-    return_id = f"40353185040860{n:05d}"
-    details = ReturnDetails(
-        refund=Money(amount=Decimal("12.34"), currency="USD"),
-        reason="damaged",
-        items=(ReturnItem(sku_id="sku-1", product_name="Mug", quantity=1),),
-        tracking_number=f"TRK{n}",
-        request_time=T0 - 100,
-    )
-    state = ReturnState(
-        shop_id=shop_id,
-        return_id=return_id,
-        order_id=order_id or f"5764614130387{n:05d}",
-        status=status,
-        reverse_type=reverse_type,
-        update_time=update_time,
-        details=details,
-        anomaly=anomaly,
-        first_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
-        last_seen_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
-    )
-    # Bookkeeping fields the state machine may add: the API must ignore them.
-    return state.model_dump(mode="json") | page_fields(shop_id, status.value, update_time) | {
-        "_id": return_key(shop_id, return_id),
-        "version": 3,
-        "applied": {"partition": 0, "offset": n},
-    }
-
-
-def history_document(doc: Doc) -> Doc:
-    """The one event of a seeded return, as the state machine stores it in its history."""
-    event = ReturnEvent(
-        shop_id=doc["shop_id"], return_id=doc["return_id"], order_id=doc["order_id"],
-        status=doc["status"], update_time=doc["update_time"], reverse_type=doc["reverse_type"],
-        details=ReturnDetails.model_validate(doc["details"]), source=EventSource.WEBHOOK_202309,
-        notification_id=f"n-{doc['return_id']}",
-        observed_at=datetime(2024, 11, 27, 4, 0, tzinfo=UTC),
-    )
-    record = EventRecord(
-        return_key=doc["_id"], shop_id=event.shop_id, update_time=event.update_time,
-        rank=LIFECYCLE_RANK[event.status], event=event, deliveries=2,
-        last_observed_at=event.observed_at, partition=0, offset=doc["applied"]["offset"],
-        outcome=Outcome.APPLIED,
-    )
-    return record.model_dump(mode="json") | {"_id": event.event_id}
-
-
-def counts_documents(docs: list[Doc]) -> list[Doc]:
-    """Status counts as the state machine keeps them: per shop and partition (here the
-    returns of even and odd number stand for two partitions)."""
-    tallies: dict[tuple[str, int], Counter[str]] = {}
-    days: dict[tuple[str, int], dict[str, Counter[str]]] = {}
-    for doc in docs:
-        pair = (doc["shop_id"], int(doc["applied"]["offset"]) % 2)
-        tallies.setdefault(pair, Counter())[doc["status"]] += 1
-        day = str(bucket_start(doc["update_time"], DAY_S))
-        days.setdefault(pair, {}).setdefault(day, Counter())[doc["status"]] += 1
-    return [{"_id": f"{shop}:{p}", "shop_id": shop, "partition": p, "offset": 10_000,
-             "counts": dict(tally), "days": {d: dict(c) for d, c in days[(shop, p)].items()}}
-            for (shop, p), tally in tallies.items()]
-
-
-def seed_documents() -> list[Doc]:
-    docs = []
-    for n in range(30):  # shop A: every status, both main types, ties on update_time
-        status = STATUSES[n % len(STATUSES)]
-        reverse_type: ReverseType | None = (
-            ReverseType.REFUND_ONLY if n % 2 else ReverseType.RETURN_AND_REFUND
-        )
-        if n == 29:
-            reverse_type = None  # a return first met through a legacy webhook without a type
-        docs.append(
-            make_return(
-                SHOP_A,
-                n,
-                status=status,
-                reverse_type=reverse_type,
-                update_time=T0 + (n // 4) * 60,  # groups of 4 returns share one update_time
-                order_id="ORDER-SHARED" if n in (3, 17) else None,
-                anomaly=n % 7 == 0,
-            )
-        )
-    for n in range(100, 105):  # shop B
-        docs.append(
-            make_return(
-                SHOP_B,
-                n,
-                status=ReturnStatus.AFTERSALE_APPLYING,
-                reverse_type=ReverseType.REQUEST_CANCEL,
-                update_time=T0 + 10_000 + n,
-            )
-        )
-    return docs
-
-
-DOCS = seed_documents()
-SHOP_A_DOCS = [d for d in DOCS if d["shop_id"] == SHOP_A]
-REASONS = list(RejectionReason)
-
-
-def seed_rejections() -> list[Doc]:
-    """Rejections as the state machine records them: `model_dump(mode="json") | {"_id": id}`."""
-    docs = []
-    for n in range(14):
-        rejection = RejectedEvent(
-            rejection_id=f"rej-{n:03d}",
-            reason=REASONS[n % len(REASONS)],
-            detail=f"rejection {n}",
-            stage="state_machine" if n % 2 else "ingestor",
-            shop_id=SHOP_A if n < 10 else SHOP_B,
-            return_id=f"r-{n}",
-            raw='{"type": 12}',
-            # groups of 3 share one instant: ties are broken by _id
-            rejected_at=datetime(2024, 11, 27, 4, n // 3, tzinfo=UTC),
-        )
-        docs.append(rejection.model_dump(mode="json") | {"_id": rejection.rejection_id})
-    return docs
-
-
-REJECTION_DOCS = seed_rejections()
-
-
-def newest_first(docs: Iterable[Doc]) -> list[str]:
-    ordered = sorted(docs, key=lambda d: (d["update_time"], d["_id"]), reverse=True)
-    return [d["_id"] for d in ordered]
-
-
-@pytest.fixture(scope="module")
-def database_name() -> str:
-    return f"query_api_test_{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-async def mongo(mongodb_url: str, database_name: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongodb_url, tz_aware=True)
-    db = client[database_name]
-    await db[DEFAULT_RETURNS_COLLECTION].insert_many(DOCS)
-    await db[events_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(
-        [history_document(d) for d in DOCS])
-    await db[counts_collection(DEFAULT_RETURNS_COLLECTION)].insert_many(counts_documents(DOCS))
-    await db[REJECTIONS_COLLECTION].insert_many(REJECTION_DOCS)
-    yield client
-    await client.drop_database(database_name)
-    await client.close()
-
-
-OPS_TOKEN, SHOP_A_TOKEN = "test-ops", "test-shop-a"
-
-
-def make_settings(**values: Any) -> Settings:
-    return Settings(query_api_tokens={OPS_TOKEN: ["*"], SHOP_A_TOKEN: [SHOP_A]}, **values)
-
-
-@asynccontextmanager
-async def serve(app: FastAPI, token: str = OPS_TOKEN) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, and an HTTP client talking to it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://query-api",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as client:
-            yield client
-
-
-@pytest.fixture(scope="module")
-async def api(
-    mongo: AsyncMongoClient[Doc], mongodb_url: str, database_name: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(mongodb_url=mongodb_url, mongodb_database=database_name)
-    async with serve(create_app(settings)) as client:
-        yield client
-
-
-async def list_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
-    response = await api.get("/api/v1/returns", params={"limit": 200, **params})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["next_cursor"] is None
-    return [item["id"] for item in body["items"]]
-
 
 # ---------------------------------------------------------------------------- list and filters
 
@@ -693,206 +483,3 @@ async def test_a_shop_token_cannot_search_into_another_shop(
         for path in ("/api/v1/returns/export.csv", "/api/v1/rejections"):
             assert (await client.get(path, params={"shop_id": SHOP_B})).status_code == 403
             assert (await client.get(path)).status_code == 400
-
-
-# ---------------------------------------------------------------------------- CSV export
-
-
-def csv_rows(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
-
-
-async def test_export_csv_holds_every_matching_return_with_its_columns(
-    api: httpx.AsyncClient,
-) -> None:
-    response = await api.get("/api/v1/returns/export.csv", params={"shop_id": SHOP_A})
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/csv")
-    assert "attachment" in response.headers["content-disposition"]
-    rows = csv_rows(response.text)
-    assert rows[0] == [
-        "order_id", "return_id", "reverse_type", "status", "refund_amount", "currency",
-        "reason", "items", "tracking_number", "requested_at", "updated_at",
-    ]
-    by_id = {d["return_id"]: d for d in SHOP_A_DOCS}
-    assert [by_id[r[1]]["_id"] for r in rows[1:]] == newest_first(SHOP_A_DOCS)
-    first = by_id[rows[1][1]]
-    assert rows[1] == [
-        first["order_id"], first["return_id"], first["reverse_type"] or "", first["status"],
-        "12.34", "USD", "damaged", "sku-1 x 1", first["details"]["tracking_number"],
-        "2024-11-26T05:45:00Z",
-        datetime.fromtimestamp(first["update_time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    ]
-
-
-async def test_export_csv_applies_the_list_filters_without_a_page_limit(
-    api: httpx.AsyncClient,
-) -> None:
-    params = {"shop_id": SHOP_A, "reverse_type": "REFUND_ONLY", "status": ["COMPLETE", "CLOSED"]}
-    rows = csv_rows((await api.get("/api/v1/returns/export.csv", params=params)).text)
-    expected = newest_first(
-        d for d in SHOP_A_DOCS
-        if d["reverse_type"] == "REFUND_ONLY" and d["status"] in ("COMPLETE", "CLOSED")
-    )
-    assert expected
-    assert [return_key(SHOP_A, r[1]) for r in rows[1:]] == expected
-    everything = csv_rows((await api.get("/api/v1/returns/export.csv")).text)
-    assert len(everything) == len(DOCS) + 1
-    flagged = csv_rows(
-        (await api.get("/api/v1/returns/export.csv", params={"anomaly": "true"})).text
-    )
-    assert len(flagged) == 1 + sum(d["anomaly"] for d in DOCS)
-
-
-async def test_export_csv_validates_like_the_list(api: httpx.AsyncClient) -> None:
-    response = await api.get("/api/v1/returns/export.csv", params={"status": "NOPE"})
-    assert response.status_code == 422
-    assert "AFTERSALE_APPLYING" in response.json()["message"]
-    no_token = await api.get("/api/v1/returns/export.csv", headers={"Authorization": ""})
-    assert no_token.status_code == 401
-
-
-def test_csv_cells_cannot_become_spreadsheet_formulas() -> None:
-    row = csv_row({"order_id": "=HYPERLINK(1)", "return_id": "+1", "details": {
-        "reason": "@SUM(A1)", "refund": {"amount": "5.10", "currency": "USD"}}})
-    assert row[0] == "'=HYPERLINK(1)"
-    assert row[1] == "'+1"
-    assert row[6] == "'@SUM(A1)"
-    assert row[4] == "5.10"
-
-
-# ---------------------------------------------------------------------------- rejections
-
-
-def newest_rejections(docs: Iterable[Doc]) -> list[str]:
-    ordered = sorted(docs, key=lambda d: (d["rejected_at"], d["_id"]), reverse=True)
-    return [d["_id"] for d in ordered]
-
-
-async def rejection_ids(api: httpx.AsyncClient, **params: Any) -> list[str]:
-    ids: list[str] = []
-    cursor: str | None = None
-    for _ in range(50):
-        query = dict(params) | ({"cursor": cursor} if cursor else {})
-        response = await api.get("/api/v1/rejections", params=query)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        ids += [item["rejection_id"] for item in body["items"]]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return ids
-    raise AssertionError("pagination does not end")
-
-
-@pytest.mark.parametrize("limit", [1, 2, 3, 50])
-async def test_rejections_newest_first_paged_without_skips_or_repeats(
-    api: httpx.AsyncClient, limit: int
-) -> None:
-    assert await rejection_ids(api, limit=limit) == newest_rejections(REJECTION_DOCS)
-    shop_a = [d for d in REJECTION_DOCS if d["shop_id"] == SHOP_A]
-    assert await rejection_ids(api, shop_id=SHOP_A, limit=limit) == newest_rejections(shop_a)
-
-
-@pytest.mark.parametrize("reason", list(RejectionReason))
-async def test_rejections_filter_by_reason(
-    api: httpx.AsyncClient, reason: RejectionReason
-) -> None:
-    ids = await rejection_ids(api, shop_id=SHOP_A, reason=reason.value, limit=2)
-    expected = [d for d in REJECTION_DOCS if d["shop_id"] == SHOP_A and d["reason"] == reason]
-    assert expected
-    assert ids == newest_rejections(expected)
-
-
-async def test_a_rejection_is_the_recorded_event(api: httpx.AsyncClient) -> None:
-    body = (await api.get("/api/v1/rejections", params={"shop_id": SHOP_B, "limit": 1})).json()
-    item = body["items"][0]
-    stored = next(d for d in REJECTION_DOCS if d["_id"] == item["rejection_id"])
-    assert item == {k: v for k, v in stored.items() if k != "_id"}
-
-
-async def test_rejections_validate_their_parameters(api: httpx.AsyncClient) -> None:
-    response = await api.get("/api/v1/rejections", params={"reason": "bad_luck"})
-    assert response.status_code == 422
-    assert all(r.value in response.json()["message"] for r in RejectionReason)
-    for limit in (0, 201):
-        assert (await api.get("/api/v1/rejections", params={"limit": limit})).status_code == 422
-    returns_page = (await api.get("/api/v1/returns", params={"limit": 1})).json()
-    for cursor in ("garbage!", returns_page["next_cursor"]):  # a returns cursor is not one
-        response = await api.get("/api/v1/rejections", params={"cursor": cursor})
-        assert response.status_code == 400
-        assert "invalid cursor" in response.json()["detail"]
-    assert (
-        await api.get("/api/v1/rejections", headers={"Authorization": "Bearer x"})
-    ).status_code == 401
-
-
-async def test_every_rejections_index_exists_after_startup(
-    api: httpx.AsyncClient, mongo: AsyncMongoClient[Doc], database_name: str
-) -> None:
-    collection = mongo[database_name][REJECTIONS_COLLECTION]
-    indexes = {ix["name"]: list(ix["key"].items()) async for ix in await collection.list_indexes()}
-    for keys, name in REJECTIONS_INDEXES:
-        assert name in indexes, f"index {name} missing: {sorted(indexes)}"
-        assert [(k, int(v)) for k, v in indexes[name]] == keys
-
-
-# ---------------------------------------------------------------------------- dashboard
-
-
-async def test_meta_tabs_are_the_contract_tabs_in_order(api: httpx.AsyncClient) -> None:
-    body = (await api.get("/api/v1/meta/tabs", headers={"Authorization": ""})).json()
-    assert body["tabs"] == [{"key": "ALL", "label": "All"}] + [
-        {"key": s.value, "label": label} for s, label in STATUS_TABS
-    ]
-    assert [t["key"] for t in body["reverse_types"]] == [t.value for t in ReverseType]
-
-
-async def test_the_dashboard_and_its_assets_are_served(api: httpx.AsyncClient) -> None:
-    page = await api.get("/", params={"token": "anything"}, headers={"Authorization": ""})
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert 'id="tabs"' in page.text
-    assert "/static/dashboard.js" in page.text
-    for asset, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
-        response = await api.get(f"/static/{asset}", headers={"Authorization": ""})
-        assert response.status_code == 200
-        assert kind in response.headers["content-type"]
-    assert (await api.get("/static/../api.py")).status_code == 404
-
-
-async def test_openapi_documents_errors_and_the_bearer_scheme(api: httpx.AsyncClient) -> None:
-    spec = (await api.get("/openapi.json")).json()
-    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    for path in (
-        "/api/v1/returns", "/api/v1/returns/counts", "/api/v1/returns/export.csv",
-        "/api/v1/rejections", "/api/v1/returns/{shop_id}/{return_id}",
-    ):
-        operation = spec["paths"][path]["get"]
-        assert operation["security"] == [{"HTTPBearer": []}], path
-        assert {"200", "401", "403", "422", "503"} <= set(operation["responses"]), path
-    export = spec["paths"]["/api/v1/returns/export.csv"]["get"]["responses"]["200"]
-    assert list(export["content"]) == ["text/csv"]
-    assert {"RejectionsPage", "RejectionView", "ValidationFailure", "DashboardMeta"} <= set(
-        spec["components"]["schemas"]
-    )
-    failure = spec["paths"]["/api/v1/returns"]["get"]["responses"]["422"]
-    assert failure["content"]["application/json"]["schema"]["$ref"].endswith("ValidationFailure")
-
-
-@pytest.mark.parametrize("param", ["shop_id", "order_id", "return_id", "q"])
-async def test_control_characters_are_422_not_a_database_error(
-    api: httpx.AsyncClient, param: str
-) -> None:
-    response = await api.get("/api/v1/returns", params={param: "a\x00b"})
-    assert response.status_code == 422, response.text
-    assert param in response.json()["message"]
-    assert (await api.get(f"/api/v1/returns/{SHOP_A}/a%00b")).status_code == 422
-
-
-async def test_export_of_a_shop_with_a_non_ascii_id_names_its_file_in_ascii(
-    api: httpx.AsyncClient,
-) -> None:
-    response = await api.get("/api/v1/returns/export.csv", params={"shop_id": "店铺-𠠖-7"})
-    assert response.status_code == 200, response.text
-    assert 'filename="returns---7-' in response.headers["content-disposition"]
