@@ -26,6 +26,7 @@ from ingestor.routes.webhooks import WebhookIntake, webhook_router
 from ingestor.settings import Settings
 from ingestor.sync import SyncService
 from runtime.retry import until_done
+from runtime.tasks import cancel_and_wait
 
 TITLE = "TikTok returns ingestor"
 ASYNCAPI_DESCRIPTION = (
@@ -101,9 +102,7 @@ def create_app(
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+            await cancel_and_wait(connecting)
             for service in background:
                 await service.stop()
             await kafka.stop()

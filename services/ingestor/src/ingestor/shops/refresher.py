@@ -5,7 +5,6 @@ shop's refresh lease makes one of them renew a given token, the others find it r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from ingestor.shops.renewal import ShopUnavailable, TokenRenewer
 from ingestor.tiktok_client import TikTokApiError
+from runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("ingestor.shops")
 
@@ -52,6 +52,4 @@ class TokenRefresher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)

@@ -23,6 +23,7 @@ from ingestor.shops.renewal import TokenRenewer
 from ingestor.shops.repository import Document, ShopRepository, repository
 from ingestor.shops.tokens import TikTokAuthClient
 from runtime.retry import Stopped, until_done
+from runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("ingestor.shops")
 
@@ -82,9 +83,7 @@ class Shops:
     async def stop(self) -> None:
         self._stop.set()
         if self._setup is not None:
-            self._setup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._setup
+            await cancel_and_wait(self._setup)
         await self.refresher.stop()
 
     async def close(self) -> None:

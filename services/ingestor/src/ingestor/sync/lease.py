@@ -5,7 +5,6 @@ renewed in the background, released by the sync's last write (`SyncJobs.succeed`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable
 
@@ -14,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from ingestor.sync.job import SyncFailed, until_stored
 from runtime.sync_jobs import Lease, SyncJobs
+from runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("ingestor.sync")
 
@@ -61,6 +61,4 @@ async def with_heartbeat(store: SyncJobs, lease: Lease, ttl_s: float,
     try:
         await work
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        await cancel_and_wait(heartbeat)

@@ -39,6 +39,7 @@ from query_api.openapi import CALLER_ERRORS
 from query_api.publisher import KafkaPublisher, KafkaUnavailable
 from query_api.settings import Settings
 from runtime.sync_jobs import Document, SyncJobs
+from runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("query_api.sync")
 
@@ -150,9 +151,7 @@ def _lifespan(settings: Settings) -> Lifespan:
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+            await cancel_and_wait(connecting)
             await publisher.close()
 
     return lifespan
