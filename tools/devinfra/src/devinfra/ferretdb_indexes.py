@@ -1,12 +1,27 @@
-"""Index-backed FerretDB: GIN expression indexes on every collection table, custom plans.
+"""Index-backed FerretDB: GIN expression indexes for the equality filters it pushes down, custom
+plans, and none of the btree indexes its queries never use.
 
 FerretDB v1 pushes a top-level equality filter down to PostgreSQL as ``_jsonb->$1 @> $2``, which
 its own btree indexes cannot serve: every find and every update by ``_id`` scans the table. A
 GIN expression index (``jsonb_path_ops``) on ``_jsonb->'<field>'`` serves that shape, provided
 the planner sees the field name, i.e. plans each execution (``plan_cache_mode =
-force_custom_plan``; a generic plan of FerretDB's prepared statements cannot use it). An event
-trigger in FerretDB's database adds these indexes, for each of :data:`FIELDS`, to every table
-FerretDB creates. FerretDB's own code is unchanged.
+force_custom_plan``; a generic plan of FerretDB's prepared statements cannot use it).
+
+Two event triggers in FerretDB's database translate, FerretDB's own code unchanged:
+
+- on ``CREATE TABLE`` (a new collection): a GIN index on ``_id``;
+- on ``CREATE INDEX`` (the app's ``createIndexes``, which FerretDB turns into a btree expression
+  index): a GIN index on each of the index's keys that is one of :data:`FIELDS` (the fields the
+  services filter on by equality), and the btree is replaced by an empty one of the same name
+  (partial, ``WHERE false``: no write ever touches it). FerretDB's SQL never uses the btree (it
+  pushes down equality only, and sorts only by ``$natural``), yet every write would pay for it:
+  an update rewrites the whole ``_jsonb`` row, so it inserts into every index of the table.
+  FerretDB's metadata and the name stay, so ``listIndexes``, a repeated ``createIndexes`` and
+  ``dropIndexes`` behave as on MongoDB. FerretDB's unique indexes (``_id``) are kept: they
+  enforce uniqueness and serve its ``UPDATE``/``DELETE ... WHERE _jsonb->'_id' = $1``.
+
+So each collection gets a GIN index for exactly the equality fields its declared MongoDB indexes
+lead with or contain, and the same declaration serves MongoDB and FerretDB.
 """
 
 from __future__ import annotations
@@ -15,38 +30,69 @@ from devinfra.proc import ServerStartError
 
 # Top-level fields the services filter on by equality (e.g. events by return_key, sync jobs and
 # checkpoints by shop_id and status, a page of returns by its time bucket: contracts.read_model;
-# the returns waiting on the seller by action_due: contracts.deadlines).
-FIELDS = ("_id", "shop_id", "status", "return_key", "reason", "command_id",
+# the returns waiting on the seller by action_due: contracts.deadlines). A key of a declared
+# index that is not here (update_time, created_at, ...) is a sort or range key: FerretDB does
+# not push those down, so an index on it would only cost.
+FIELDS = ("shop_id", "status", "return_key", "reason", "command_id",
           "page_day", "page_status_day", "page_hour", "page_status_hour", "action_due")
-EVENT_TRIGGER = "devinfra_gin_indexes"
+TABLE_TRIGGER = "devinfra_gin_indexes"
+INDEX_TRIGGER = "devinfra_gin_for_declared_indexes"
 PLAN_CACHE_MODE = "force_custom_plan"
 
-# Idempotent; run at every start. Also indexes tables created before (an earlier data dir).
-INSTALL_SQL = """
-CREATE OR REPLACE FUNCTION public.devinfra_gin_indexes(tbl regclass) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    fields CONSTANT text[] := ARRAY[{fields}];
-    field text;
-    suffix text;
-    tbl_name text;
-BEGIN
-    SELECT c.relname INTO tbl_name FROM pg_class c WHERE c.oid = tbl;
-    -- a collection's table is (_jsonb jsonb), capped ones with a record id; skip FerretDB's own
-    IF tbl_name = '_ferretdb_database_metadata' OR NOT EXISTS (
+# Idempotent; run at every start. Also translates the indexes of an earlier data dir.
+INSTALL_SQL = r"""
+CREATE OR REPLACE FUNCTION public.devinfra_is_collection(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    -- a collection's table is (_jsonb jsonb), capped ones with a record id; not FerretDB's own
+    SELECT c.relname <> '_ferretdb_database_metadata' AND EXISTS (
         SELECT 1 FROM pg_attribute a
         WHERE a.attrelid = tbl AND a.attname = '_jsonb' AND a.atttypid = 'jsonb'::regtype
           AND NOT a.attisdropped
-    ) THEN
-        RETURN;
+    )
+    FROM pg_class c WHERE c.oid = tbl
+$$;
+
+CREATE OR REPLACE FUNCTION public.devinfra_gin_index(tbl regclass, field text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    suffix CONSTANT text := '_' || field || '_gin';  -- FerretDB's own names end in _<hash>_idx
+BEGIN
+    EXECUTE format(
+        'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops) '
+        'WITH (fastupdate = off)',
+        left((SELECT relname FROM pg_class WHERE oid = tbl), 63 - length(suffix)) || suffix,
+        tbl, field
+    );
+END
+$$;
+
+-- A btree FerretDB made for a declared index: GIN for its equality keys instead.
+CREATE OR REPLACE FUNCTION public.devinfra_translate_index(idx regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    fields CONSTANT text[] := ARRAY[{fields}];
+    tbl regclass;
+    idx_name name;
+    def text;
+    field text;
+BEGIN
+    SELECT i.indrelid::regclass, c.relname, pg_get_indexdef(i.indexrelid) INTO tbl, idx_name, def
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+    WHERE i.indexrelid = idx AND am.amname = 'btree' AND NOT i.indisunique
+      AND i.indpred IS NULL;
+    IF tbl IS NULL OR NOT public.devinfra_is_collection(tbl) THEN
+        RETURN;  -- a GIN index, a unique one, an empty placeholder, or not a collection's
     END IF;
-    FOREACH field IN ARRAY fields LOOP
-        suffix := '_' || field || '_gin';  -- FerretDB's own index names end in _<hash>_idx
-        EXECUTE format(
-            'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)',
-            left(tbl_name, 63 - length(suffix)) || suffix, tbl, field
-        );
+    -- top-level keys only: a nested one reads ((_jsonb -> 'a'::text) -> 'b'::text)
+    FOR field IN
+        SELECT m[1] FROM regexp_matches(def, '\(\(_jsonb -> ''([^'']+)''::text\)\)', 'g') AS m
+    LOOP
+        IF field = ANY (fields) THEN
+            PERFORM public.devinfra_gin_index(tbl, field);
+        END IF;
     END LOOP;
+    EXECUTE format('DROP INDEX %s', idx);
+    EXECUTE format('CREATE INDEX %I ON %s (_jsonb) WHERE false', idx_name, tbl);
 END
 $$;
 
@@ -58,31 +104,57 @@ BEGIN
     FOR created IN
         SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type = 'table'
     LOOP
-        PERFORM public.devinfra_gin_indexes(created.objid::regclass);
+        IF public.devinfra_is_collection(created.objid::regclass) THEN
+            PERFORM public.devinfra_gin_index(created.objid::regclass, '_id');
+        END IF;
     END LOOP;
 END
 $$;
 
-DROP EVENT TRIGGER IF EXISTS {trigger};
-CREATE EVENT TRIGGER {trigger} ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-    EXECUTE FUNCTION public.devinfra_gin_indexes_on_create_table();
+CREATE OR REPLACE FUNCTION public.devinfra_gin_for_declared_indexes() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    created record;
+BEGIN
+    FOR created IN
+        SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type = 'index'
+    LOOP
+        PERFORM public.devinfra_translate_index(created.objid::regclass);
+    END LOOP;
+END
+$$;
 
-SELECT public.devinfra_gin_indexes(c.oid)
+DROP EVENT TRIGGER IF EXISTS {table_trigger};
+CREATE EVENT TRIGGER {table_trigger} ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION public.devinfra_gin_indexes_on_create_table();
+DROP EVENT TRIGGER IF EXISTS {index_trigger};
+CREATE EVENT TRIGGER {index_trigger} ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+    EXECUTE FUNCTION public.devinfra_gin_for_declared_indexes();
+
+-- the tables and indexes of an earlier data dir
+SELECT public.devinfra_gin_index(c.oid, '_id')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public');
-""".format(fields=", ".join(f"'{field}'" for field in FIELDS), trigger=EVENT_TRIGGER)
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+  AND public.devinfra_is_collection(c.oid);
+SELECT public.devinfra_translate_index(i.indexrelid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'pg_toast');
+""".format(fields=", ".join(f"'{field}'" for field in FIELDS), table_trigger=TABLE_TRIGGER,
+           index_trigger=INDEX_TRIGGER)
 
 CHECK_SQL = f"""
 SELECT current_setting('plan_cache_mode'),
-       EXISTS (SELECT 1 FROM pg_event_trigger
-               WHERE evtname = '{EVENT_TRIGGER}' AND evtenabled <> 'D'
-                 AND 'CREATE TABLE' = ANY (evttags))
+       (SELECT count(*) FROM pg_event_trigger
+        WHERE (evtname, evttags) IN (('{TABLE_TRIGGER}', ARRAY['CREATE TABLE']),
+                                     ('{INDEX_TRIGGER}', ARRAY['CREATE INDEX']))
+          AND evtenabled <> 'D') = 2
 """
 
 
 def check(result: str) -> None:
     """Fail with one line unless ``result`` (of :data:`CHECK_SQL`, psql ``-tA``) shows both
-    the plan cache mode and the event trigger in place."""
+    the plan cache mode and both event triggers in place."""
     mode, trigger = result.strip().split("|")
     if mode != PLAN_CACHE_MODE:
         raise ServerStartError(
@@ -91,6 +163,6 @@ def check(result: str) -> None:
         )
     if trigger != "t":
         raise ServerStartError(
-            f"FerretDB's PostgreSQL is not index-backed: event trigger {EVENT_TRIGGER} "
-            "is missing or disabled"
+            f"FerretDB's PostgreSQL is not index-backed: event trigger {TABLE_TRIGGER} "
+            f"or {INDEX_TRIGGER} is missing or disabled"
         )
