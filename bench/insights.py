@@ -77,9 +77,9 @@ async def run(srv: Servers, returns: int, requests: int, log_dir: Path) -> None:
     await produce_history(srv.kafka_bootstrap, SHOP, returns)
     end = await end_offsets(srv.kafka_bootstrap)
     _log(f"state machine folding {sum(end.values()):,} events")
-    folded_s = await time_state_machine(srv, env.database, end, extra_env=env.common(),
-                                        log=log_dir / "state_machine.log")
-    _log(f"folded in {folded_s:.0f}s; starting the query API")
+    folded = await time_state_machine(srv, env.database, end, extra_env=env.common(),
+                                      log=log_dir / "state_machine.log")
+    _log(f"folded in {folded.total_s:.0f}s; starting the query API")
     query_api = await env.query_api().start()
     rows = []
     try:

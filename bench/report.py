@@ -66,13 +66,17 @@ async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: fl
                              produce_history(srv.kafka_bootstrap, SHOP, size))
     end = await end_offsets(srv.kafka_bootstrap)
     events = sum(end.values())
-    sm_s = await _step(size, "state machine", time_state_machine(
+    sm = await _step(size, "state machine", time_state_machine(
         srv, env.database, end, group=group, limit_s=limit_s, extra_env=env.common(),
         log=env.log_dir / "state_machine.log"))
     bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end))
-    return {"events": events, "produced_s": produced_s, "state_machine_s": sm_s,
-            "bare_loop_s": bare_s, "state_machine_per_s": events / sm_s,
-            "bare_loop_per_s": events / bare_s, "ratio": bare_s / sm_s}
+    bare_rate = events / bare_s
+    return {"events": events, "produced_s": produced_s, "state_machine_s": sm.total_s,
+            "state_machine_first_commit_s": sm.first_commit_s,
+            "bare_loop_s": bare_s, "state_machine_per_s": sm.rate,
+            "state_machine_steady_per_s": sm.steady_rate,
+            "bare_loop_per_s": bare_rate, "ratio": sm.rate / bare_rate,
+            "steady_ratio": sm.steady_rate / bare_rate}
 
 
 async def _accepts(ingestor: Service, bare: Service, args: argparse.Namespace

@@ -64,8 +64,11 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         _table("state machine, 5 events per return", results, [
             ("state machine (real process)", lambda r: _rate(r["throughput"][
                 "state_machine_per_s"])),
+            ("  after its first commit (start left out)", lambda r: _rate(r["throughput"][
+                "state_machine_steady_per_s"])),
             ("bare consume + upsert loop", lambda r: _rate(r["throughput"]["bare_loop_per_s"])),
             ("ratio", lambda r: f"{r['throughput']['ratio']:.2f}"),
+            ("ratio after the first commit", lambda r: f"{r['throughput']['steady_ratio']:.2f}"),
             ("events", lambda r: f"{r['throughput']['events']:,}"),
             ("machine load, 1 min avg (start / end)",
              lambda r: " / ".join(f"{x:.1f}" for x in r["load_average"])),
