@@ -14,7 +14,8 @@ dir, stopped and removed afterwards): produce 5 events for each of N returns of 
   4. with the state machine and the query API stopped: webhooks/s accepted from a closed loop
      of concurrent senders by the ingestor and by the bare endpoint (bench.bare_ingest), taking
      turns.
-Prints a table (sizes as columns) and optionally writes the figures as JSON. No assertions.
+Each step's log line gives its CPU seconds by process (bench.cpu), its profile. Prints a table
+(sizes as columns) and optionally writes the figures as JSON. No assertions.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bench.common import Servers, servers
+from bench.cpu import CpuMeter
 from bench.measure_reads import measure_reads
 from bench.measure_webhooks import measure_accepts, measure_visibility
 from bench.services import API_TOKEN, Env, Service
@@ -51,25 +53,30 @@ def _log(size: int, message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {size:,} returns: {message}", flush=True)
 
 
-async def _step(size: int, what: str, action: Awaitable[R]) -> R:
+async def _step(size: int, what: str, action: Awaitable[R], cpu: dict[str, Any]) -> R:
+    """`action`, logged with its wall time and the CPU seconds each process spent in it (kept
+    in `cpu` under `what`): the profile of each figure."""
     started = time.perf_counter()
     _log(size, f"{what}...")
-    result = await action
-    _log(size, f"{what} done in {time.perf_counter() - started:.0f}s")
+    async with CpuMeter() as meter:
+        result = await action
+    wall = time.perf_counter() - started
+    cpu[what] = {"wall_s": round(wall, 1), "cpu_s": meter.seconds}
+    _log(size, f"{what} done in {wall:.0f}s; CPU seconds: {meter.summary()}")
     return result
 
 
-async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: float
-                      ) -> dict[str, Any]:
+async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: float,
+                      *, cpu: dict[str, Any]) -> dict[str, Any]:
     await ensure_topics(srv.kafka_bootstrap)
     produced_s = await _step(size, "producing events",
-                             produce_history(srv.kafka_bootstrap, SHOP, size))
+                             produce_history(srv.kafka_bootstrap, SHOP, size), cpu)
     end = await end_offsets(srv.kafka_bootstrap)
     events = sum(end.values())
     sm = await _step(size, "state machine", time_state_machine(
         srv, env.database, end, group=group, limit_s=limit_s, extra_env=env.common(),
-        log=env.log_dir / "state_machine.log"))
-    bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end))
+        log=env.log_dir / "state_machine.log"), cpu)
+    bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end), cpu)
     bare_rate = events / bare_s
     return {"events": events, "produced_s": produced_s, "state_machine_s": sm.total_s,
             "state_machine_first_commit_s": sm.first_commit_s,
@@ -95,13 +102,14 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
     database, group = f"bench_{size}", f"bench-sm-{uuid.uuid4().hex[:6]}"
     result["load_average"] = [os.getloadavg()[0]]  # other work on the machine skews every figure
     env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
+    cpu = result.setdefault("cpu", {})
     result["throughput"] = await _throughput(srv, size, env, group,
-                                             args.catch_up_hours * 3600)
+                                             args.catch_up_hours * 3600, cpu=cpu)
     state_machine, query_api, ingestor = env.state_machine(group), env.query_api(), env.ingestor()
     bare = env.bare_endpoint()
     try:
         await _step(size, "starting services", asyncio.gather(
-            state_machine.start(), query_api.start(), ingestor.start()))
+            state_machine.start(), query_api.start(), ingestor.start()), cpu)
         auth = {"Authorization": f"Bearer {API_TOKEN}"}
         async with httpx.AsyncClient(  # FerretDB takes minutes for some reads at 100,000
             base_url=query_api.url, timeout=READ_TIMEOUT_S, headers=auth,
@@ -112,19 +120,19 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
                 max_connections=256),
         ) as webhooks:
             reads = await _step(size, "list and counts",
-                                measure_reads(reader, SHOP, args.requests))
+                                measure_reads(reader, SHOP, args.requests), cpu)
             result["reads"] = reads.as_dict()
             result["counts_as_expected"] = {t.tab: t.returns for t in reads.tabs} == {
                 tab: expected_tabs(size).get(tab, 0) for tab in (t.tab for t in reads.tabs)}
             visibility = await _step(size, "webhook visibility", measure_visibility(
                 webhooks, api, SHOP, size, rate=args.webhook_rate,
                 seconds=args.webhook_seconds, track_every=args.track_every,
-                bound_s=args.visible_within))
+                bound_s=args.visible_within), cpu)
             result["visibility"] = visibility.as_dict()
         # What the bare endpoint publishes is not a return event: no state machine from here on.
         await asyncio.gather(state_machine.stop(), query_api.stop())
         await bare.start()  # beside the ingestor: each is idle while the other is measured
-        result |= await _step(size, "webhooks accepted", _accepts(ingestor, bare, args))
+        result |= await _step(size, "webhooks accepted", _accepts(ingestor, bare, args), cpu)
     finally:
         await asyncio.gather(*(s.stop() for s in (state_machine, query_api, ingestor, bare)))
         result["load_average"].append(os.getloadavg()[0])

@@ -57,6 +57,19 @@ def _accept_ratio(r: dict[str, Any]) -> str:
     return f"{r['accepts_ingestor']['per_second'] / r['accepts_bare']['per_second']:.2f}"
 
 
+PROFILED_STEPS = ("state machine", "bare loop", "list and counts", "webhook visibility",
+                  "webhooks accepted")
+SHOWN_KINDS = 5
+
+
+def _cpu(step: str) -> Cell:
+    def cell(r: dict[str, Any]) -> str:
+        profile = r["cpu"][step]
+        kinds = list(profile["cpu_s"].items())[:SHOWN_KINDS]
+        return ", ".join(f"{kind} {s:,.0f}" for kind, s in kinds) + f" ({profile['wall_s']:,.0f})"
+    return cell
+
+
 def print_tables(results: list[dict[str, Any]]) -> None:
     if not results:
         return
@@ -101,6 +114,9 @@ def print_tables(results: list[dict[str, Any]]) -> None:
                                                    f"{r['accepts_bare']['failed']}"),
         ]),
     ]
+    tables.append(_table("CPU seconds by process (wall seconds)", results, [
+        (step, _cpu(step)) for step in PROFILED_STEPS
+    ]))
     failures = [f"{r['returns']:,} returns: FAILED {r['error']} (its other figures: —)"
                 for r in results if "error" in r]
     print("\n\n".join(["", *tables, *failures]), flush=True)
