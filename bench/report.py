@@ -37,7 +37,7 @@ import httpx
 from bench.common import Servers, servers
 from bench.cpu import CpuMeter
 from bench.measure_reads import measure_reads
-from bench.measure_webhooks import measure_accepts, measure_visibility
+from bench.measure_webhooks import measure_accepts, measure_visibility, sender_session
 from bench.services import API_TOKEN, Env, Service
 from bench.state_machine_throughput import end_offsets, time_bare_loop, time_state_machine
 from bench.tables import print_tables
@@ -88,9 +88,8 @@ async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: fl
 
 async def _accepts(ingestor: Service, bare: Service, args: argparse.Namespace
                    ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=ingestor.url, timeout=30, limits=limits) as real, \
-            httpx.AsyncClient(base_url=bare.url, timeout=30, limits=limits) as reference:
+    async with sender_session(ingestor.url, args.concurrency) as real, \
+            sender_session(bare.url, args.concurrency) as reference:
         result = await measure_accepts({"ingestor": real, "bare": reference}, SHOP,
                                        concurrency=args.concurrency, seconds=args.accept_seconds)
     return {f"accepts_{name}": throughput.as_dict() for name, throughput in result.items()}
@@ -115,10 +114,7 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
             base_url=query_api.url, timeout=READ_TIMEOUT_S, headers=auth,
         ) as reader, httpx.AsyncClient(
             base_url=query_api.url, timeout=POLL_TIMEOUT_S, headers=auth,
-        ) as api, httpx.AsyncClient(
-            base_url=ingestor.url, timeout=POLL_TIMEOUT_S, limits=httpx.Limits(
-                max_connections=256),
-        ) as webhooks:
+        ) as api, sender_session(ingestor.url, connections=256) as webhooks:
             reads = await _step(size, "list and counts",
                                 measure_reads(reader, SHOP, args.requests), cpu)
             result["reads"] = reads.as_dict()
