@@ -20,6 +20,8 @@ def configure_logging(level: str = "INFO") -> None:
     """One JSON object per line on stderr, for structlog and stdlib loggers alike."""
     structlog.configure(
         processors=[
+            # first: a call below the level costs a level check, not the chain (timestamp...)
+            structlog.stdlib.filter_by_level,
             *_SHARED,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
