@@ -19,6 +19,7 @@ from typing import Any
 import bson
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from contracts.messages import RejectionReason, ReturnEvent
@@ -212,6 +213,40 @@ async def test_status_counts_equal_a_full_recount_after_a_crash_between_two_writ
             kept.update(doc["counts"])
         assert +kept == recount == Counter({"AFTERSALE_RETURNING": 19, "CANCEL_SUCCESS": 1,
                                             "AFTERSALE_APPLYING": 10})
+    finally:
+        await mongo.drop_database(database)
+
+
+def _cache_reads() -> dict[str, float]:
+    return {result: REGISTRY.get_sample_value("state_machine_cache_total", {"result": result})
+            or 0.0 for result in ("hit", "miss")}
+
+
+async def test_the_cache_keeps_as_many_returns_as_configured_and_counts_its_hits_and_misses(
+    mongo: AsyncMongoClient[Doc],
+) -> None:
+    database = f"cache_{uuid.uuid4().hex[:8]}"
+    chunk = await write_chunk_size(mongo[database])
+    clock = EventClock()
+    opened = [event("s", f"r{i}", S.AFTERSALE_APPLYING, T0, clock.tick(), reverse_type=RR)
+              for i in range(3)]
+    moved = [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + 60, clock.tick()) for i in range(3)]
+    records = [Delivery(EVENTS_TOPIC, 3, offset, e.model_dump_json().encode())
+               for offset, e in enumerate([*opened, *moved])]
+    repository = ReadModelRepository(mongo, database, DEFAULT_RETURNS_COLLECTION, chunk,
+                                     cache_size=2)
+    try:
+        before = _cache_reads()
+        await _apply(repository, records[:3])
+        after_open = _cache_reads()
+        await _apply(repository, records[3:])  # two of the three are still in the cache
+        after_move = _cache_reads()
+        assert (after_open["hit"] - before["hit"], after_open["miss"] - before["miss"]) == (0, 3)
+        assert (after_move["hit"] - after_open["hit"],
+                after_move["miss"] - after_open["miss"]) == (2, 1)
+        statuses = {doc["_id"]: doc["status"] async for doc in
+                    mongo[database][DEFAULT_RETURNS_COLLECTION].find({"shop_id": "s"})}
+        assert statuses == {f"s:r{i}": "AFTERSALE_RETURNING" for i in range(3)}
     finally:
         await mongo.drop_database(database)
 

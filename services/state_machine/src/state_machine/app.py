@@ -166,7 +166,8 @@ class Service:
         if not settings.state_machine_collection:
             await retry_forever("check the read model", lambda: check_schema(db))
         read_model = ActiveReadModel(self.mongo, settings.mongodb_database,
-                                     settings.state_machine_collection)
+                                     settings.state_machine_collection,
+                                     settings.state_machine_cache_returns)
         self.repository = await retry_forever("create indexes", read_model)
 
         async def healthy() -> bool:

@@ -12,6 +12,8 @@ OUTCOMES = Counter("state_machine_outcomes_total", "Events by what applying them
 REJECTIONS = Counter("state_machine_rejections_total", "Rejected events by reason", ["reason"])
 REDELIVERED = Counter("state_machine_redelivered_total", "Records already applied, skipped")
 WRITE_CONFLICTS = Counter("state_machine_write_conflicts_total", "Returns replanned after a race")
+CACHE = Counter("state_machine_cache_total",
+                "Returns a batch touched, by whether the write-through cache held them", ["result"])
 BATCH_SECONDS = Histogram("state_machine_batch_seconds", "Time to apply one consumed batch")
 RETRIES = Counter("state_machine_retries_total", "Batches retried after an infrastructure error")
 POISON = Counter("state_machine_poison_total",

@@ -66,7 +66,8 @@ async def replay(settings: Settings, collection: str | None = None, switch: bool
     db = mongo.get_database(settings.mongodb_database)
     if name in await db.list_collection_names():
         raise SystemExit(f"collection {name!r} exists already; replay builds a new one")
-    processor = BatchProcessor(ActiveReadModel(mongo, settings.mongodb_database, name),
+    processor = BatchProcessor(ActiveReadModel(mongo, settings.mongodb_database, name,
+                                               settings.state_machine_cache_returns),
                                no_rejections)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, group_id=None)

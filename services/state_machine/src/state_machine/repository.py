@@ -41,6 +41,7 @@ from contracts.read_model import (
 )
 from runtime.indexes import ensure_indexes
 from runtime.read_model import active_returns_collection
+from state_machine import metrics
 from state_machine.batch import (
     BatchPlan,
     Change,
@@ -73,6 +74,7 @@ from state_machine.mongo import (
 
 Document = dict[str, Any]
 Announce = Callable[[list[RejectedEvent]], Awaitable[None]]
+DEFAULT_CACHE_SIZE = 50_000  # returns; the service takes STATE_MACHINE_CACHE_RETURNS
 
 
 class ReadModelOutdated(RuntimeError):
@@ -109,8 +111,10 @@ class ActiveReadModel:
     """The repository of the read model currently named active in `meta`, or of a fixed
     returns collection (a replay's). Indexes are created once per read model."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str = ""):
+    def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str = "",
+                 cache_size: int = DEFAULT_CACHE_SIZE):
         self.client, self.database, self.fixed = client, database, fixed
+        self.cache_size = cache_size
         self.db = client.get_database(database)
         self._repositories: dict[str, ReadModelRepository] = {}
 
@@ -118,7 +122,8 @@ class ActiveReadModel:
         name = self.fixed or await active_returns_collection(self.db)
         if name not in self._repositories:
             chunk = await write_chunk_size(self.db)
-            repository = ReadModelRepository(self.client, self.database, name, chunk)
+            repository = ReadModelRepository(self.client, self.database, name, chunk,
+                                             self.cache_size)
             await repository.ensure_indexes()
             self._repositories[name] = repository
         return self._repositories[name]
@@ -131,7 +136,8 @@ class ReadModelRepository:
     no longer matches, the write is refused, the entries are dropped and read again."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str,
-                 write_chunk: int = FERRETDB_WRITE_CHUNK, cache_size: int = 50_000) -> None:
+                 write_chunk: int = FERRETDB_WRITE_CHUNK,
+                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self.write_chunk = write_chunk
         self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
         self.counted: LRUCache[CountsKey, int] = LRUCache(maxsize=max(cache_size // 10, 1))
@@ -157,6 +163,8 @@ class ReadModelRepository:
         loaded.counted = {p: self.counted[p] for p in pairs if p in self.counted}
         keys = touched_keys(decoded)
         loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
+        metrics.CACHE.labels("hit").inc(len(loaded.returns))
+        metrics.CACHE.labels("miss").inc(len(keys) - len(loaded.returns))
         counted, fetched = await asyncio.gather(
             gather_bounded([p for p in pairs if p not in self.counted], self._load_counted),
             gather_bounded([k for k in keys if k not in self.cache], self._load_uncached))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,10 @@ class Settings(BaseSettings):
     # The returns collection this process writes; empty: the active one named in `meta`.
     state_machine_collection: str = ""
     state_machine_max_batch: int = 500
+    # Returns kept in memory after their write, so the next event of one needs no read (the
+    # `state_machine_cache_total` metric counts hits and misses): size it to the returns that
+    # are still moving. Each costs a few kB of memory.
+    state_machine_cache_returns: int = Field(default=50_000, ge=1)
     # No batch for this long while records wait: the consumer is replaced (see app.Watchdog).
     state_machine_stall_seconds: float = 60.0
     state_machine_metrics_port: int = 8002
