@@ -182,19 +182,28 @@ async def _apply(repository: ReadModelRepository, deliveries: list[Delivery]) ->
         pass
 
 
+def _opened_then_moved(opened: int, moved: int, *, late_cancel: bool = False
+                       ) -> list[Delivery]:
+    """Records of one partition: `opened` returns requested, then the first `moved` of them
+    approved, then (if `late_cancel`) a late cancellation of the first, which refolds it."""
+    clock = EventClock()
+    events = [event("s", f"r{i}", S.AFTERSALE_APPLYING, T0, clock.tick(), reverse_type=RR)
+              for i in range(opened)]
+    events += [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + 60, clock.tick())
+               for i in range(moved)]
+    if late_cancel:
+        events.append(event("s", "r0", S.CANCEL_SUCCESS, T0 + 30, clock.tick()))
+    return [Delivery(EVENTS_TOPIC, 3, offset, e.model_dump_json().encode())
+            for offset, e in enumerate(events)]
+
+
 @pytest.mark.parametrize("crashing", [CrashAfterCounts, CrashBeforeReturns])
 async def test_status_counts_equal_a_full_recount_after_a_crash_between_two_writes(
     mongo: AsyncMongoClient[Doc], crashing: type[ReadModelRepository]
 ) -> None:
     database = f"counts_{uuid.uuid4().hex[:8]}"
     chunk = await write_chunk_size(mongo[database])
-    clock = EventClock()
-    first = [event("s", f"r{i}", S.AFTERSALE_APPLYING, T0, clock.tick(), reverse_type=RR)
-             for i in range(30)]
-    more = [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + 60, clock.tick()) for i in range(20)]
-    more += [event("s", "r0", S.CANCEL_SUCCESS, T0 + 30, clock.tick())]  # late: a refold
-    records = [Delivery(EVENTS_TOPIC, 3, offset, e.model_dump_json().encode())
-               for offset, e in enumerate([*first, *more])]
+    records = _opened_then_moved(30, 20, late_cancel=True)
     try:
         with pytest.raises(Crash):
             await _apply(crashing(mongo, database, DEFAULT_RETURNS_COLLECTION, chunk),
@@ -227,12 +236,7 @@ async def test_the_cache_keeps_as_many_returns_as_configured_and_counts_its_hits
 ) -> None:
     database = f"cache_{uuid.uuid4().hex[:8]}"
     chunk = await write_chunk_size(mongo[database])
-    clock = EventClock()
-    opened = [event("s", f"r{i}", S.AFTERSALE_APPLYING, T0, clock.tick(), reverse_type=RR)
-              for i in range(3)]
-    moved = [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + 60, clock.tick()) for i in range(3)]
-    records = [Delivery(EVENTS_TOPIC, 3, offset, e.model_dump_json().encode())
-               for offset, e in enumerate([*opened, *moved])]
+    records = _opened_then_moved(3, 3)
     repository = ReadModelRepository(mongo, database, DEFAULT_RETURNS_COLLECTION, chunk,
                                      cache_size=2)
     try:
