@@ -24,6 +24,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.integration.conftest import TOKEN, TOKEN_LABEL, Stack
 from tests.integration.services import wait_until
+from tests.integration.sync_support import request_sync, wait_for_job
 from tests.integration.test_end_to_end import (
     T0,
     post_webhook,
@@ -31,7 +32,6 @@ from tests.integration.test_end_to_end import (
     webhook_202309,
     webhook_legacy,
 )
-from tests.integration.test_sync import request_sync, wait_for_job
 
 pytestmark = pytest.mark.integration
 

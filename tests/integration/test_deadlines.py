@@ -16,9 +16,9 @@ import pytest
 
 from tests.integration.conftest import DEADLINE_SECRET, HookReceiver, Stack
 from tests.integration.services import wait_until
+from tests.integration.sync_support import Sim, request_sync, wait_for_job
 from tests.integration.test_decisions import Pool, api, detail, listed, synced_pool
 from tests.integration.test_end_to_end import post_webhook
-from tests.integration.test_sync import Sim, request_sync, wait_for_job
 
 pytestmark = pytest.mark.integration
 

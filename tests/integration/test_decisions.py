@@ -23,7 +23,7 @@ from tests.integration.conftest import (
     Stack,
 )
 from tests.integration.services import wait_until
-from tests.integration.test_sync import request_sync, wait_for_job
+from tests.integration.sync_support import request_sync, wait_for_job
 from tiktok_sim.seller_actions import REJECT_REASONS
 
 pytestmark = pytest.mark.integration

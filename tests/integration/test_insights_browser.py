@@ -27,8 +27,8 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.integration.conftest import SIM_ACCESS_TOKEN, TOKEN, Stack, base_env
 from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
+from tests.integration.sync_support import request_sync, wait_for_job
 from tests.integration.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
-from tests.integration.test_sync import request_sync, wait_for_job
 from tiktok_sim.protocol import shop_cipher_for
 
 pytestmark = pytest.mark.integration
