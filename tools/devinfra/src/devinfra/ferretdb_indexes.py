@@ -41,6 +41,9 @@ PLAN_CACHE_MODE = "force_custom_plan"
 
 # Idempotent; run at every start. Also translates the indexes of an earlier data dir.
 INSTALL_SQL = r"""
+-- an earlier data dir's function, which gave every table a GIN index for every field
+DROP FUNCTION IF EXISTS public.devinfra_gin_indexes(regclass);
+
 CREATE OR REPLACE FUNCTION public.devinfra_is_collection(tbl regclass) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     -- a collection's table is (_jsonb jsonb), capped ones with a record id; not FerretDB's own
