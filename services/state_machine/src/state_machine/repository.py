@@ -71,10 +71,10 @@ from state_machine.mongo import (
     gather_bounded,
     write_chunk_size,
 )
+from state_machine.settings import DEFAULT_CACHE_RETURNS
 
 Document = dict[str, Any]
 Announce = Callable[[list[RejectedEvent]], Awaitable[None]]
-DEFAULT_CACHE_SIZE = 50_000  # returns; the service takes STATE_MACHINE_CACHE_RETURNS
 
 
 class ReadModelOutdated(RuntimeError):
@@ -111,8 +111,8 @@ class ActiveReadModel:
     """The repository of the read model currently named active in `meta`, or of a fixed
     returns collection (a replay's). Indexes are created once per read model."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str = "",
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+    def __init__(self, client: AsyncMongoClient[Document], database: str, fixed: str,
+                 cache_size: int):
         self.client, self.database, self.fixed = client, database, fixed
         self.cache_size = cache_size
         self.db = client.get_database(database)
@@ -137,7 +137,7 @@ class ReadModelRepository:
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, collection: str,
                  write_chunk: int = FERRETDB_WRITE_CHUNK,
-                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+                 cache_size: int = DEFAULT_CACHE_RETURNS) -> None:
         self.write_chunk = write_chunk
         self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
         self.counted: LRUCache[CountsKey, int] = LRUCache(maxsize=max(cache_size // 10, 1))

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_CACHE_RETURNS = 50_000
+
 
 class Settings(BaseSettings):
     """State machine configuration, from environment variables."""
@@ -19,7 +21,7 @@ class Settings(BaseSettings):
     # Returns kept in memory after their write, so the next event of one needs no read (the
     # `state_machine_cache_total` metric counts hits and misses): size it to the returns that
     # are still moving. Each costs a few kB of memory.
-    state_machine_cache_returns: int = Field(default=50_000, ge=1)
+    state_machine_cache_returns: int = Field(default=DEFAULT_CACHE_RETURNS, ge=1)
     # No batch for this long while records wait: the consumer is replaced (see app.Watchdog).
     state_machine_stall_seconds: float = 60.0
     state_machine_metrics_port: int = 8002
