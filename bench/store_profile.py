@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import shutil
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -71,13 +70,11 @@ async def _run(infra: Infra, args: argparse.Namespace, database: str) -> None:
     end = await end_offsets(srv.kafka_bootstrap)
     _sql(infra, "SELECT pg_stat_statements_reset()")
     for which in args.run:
-        started = time.perf_counter()
         async with CpuMeter() as cpu:
             if which == "bare":
-                await time_bare_loop(srv, database, end)
+                seconds = await time_bare_loop(srv, database, end)
             else:
-                await time_state_machine(srv, database, end)
-        seconds = time.perf_counter() - started
+                seconds = (await time_state_machine(srv, database, end)).total_s
         print(f"\n{which}: {args.events / seconds:,.0f} events/s ({seconds:.1f} s); "
               f"CPU seconds: {cpu.summary()}")
         _statements(infra)
