@@ -37,7 +37,12 @@ import httpx
 from bench.common import Servers, servers
 from bench.cpu import CpuMeter
 from bench.measure_reads import measure_reads
-from bench.measure_webhooks import measure_accepts, measure_visibility, sender_session
+from bench.measure_webhooks import (
+    POLLERS,
+    measure_accepts,
+    measure_visibility,
+    sender_session,
+)
 from bench.services import API_TOKEN, Env, Service
 from bench.state_machine_throughput import end_offsets, time_bare_loop, time_state_machine
 from bench.tables import print_tables
@@ -45,7 +50,7 @@ from bench.workload import EVENTS_PER_RETURN, expected_tabs, produce_history
 from runtime.topology import ensure_topics
 
 SHOP = "7494560109799990001"
-READ_TIMEOUT_S, POLL_TIMEOUT_S = 1800.0, 30.0
+READ_TIMEOUT_S = 1800.0
 R = TypeVar("R")
 
 
@@ -112,9 +117,8 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
         auth = {"Authorization": f"Bearer {API_TOKEN}"}
         async with httpx.AsyncClient(  # FerretDB takes minutes for some reads at 100,000
             base_url=query_api.url, timeout=READ_TIMEOUT_S, headers=auth,
-        ) as reader, httpx.AsyncClient(
-            base_url=query_api.url, timeout=POLL_TIMEOUT_S, headers=auth,
-        ) as api, sender_session(ingestor.url, connections=256) as webhooks:
+        ) as reader, sender_session(query_api.url, connections=POLLERS, headers=auth) as api, \
+                sender_session(ingestor.url, connections=256) as webhooks:
             reads = await _step(size, "list and counts",
                                 measure_reads(reader, SHOP, args.requests), cpu)
             result["reads"] = reads.as_dict()

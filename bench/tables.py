@@ -101,6 +101,8 @@ def print_tables(results: list[dict[str, Any]]) -> None:
             ("not visible", _not_visible),
             ("poll gap p50 (resolution)", lambda r: f"{r['visibility']['poll_gap_p50_ms']:,.0f}"
                                                     " ms"),
+            ("poll late p99 (pollers' backlog)",
+             lambda r: f"{r['visibility'].get('poll_late_p99_ms', 0):,.0f} ms"),
             ("sender lag p99", lambda r: f"{r['visibility']['send_lag_p99_ms']:,.0f} ms"),
         ]),
         _table("webhooks accepted, closed loop", results, [
