@@ -40,9 +40,11 @@ async def bulk_write_chunked(
     collection: AsyncCollection[Document], ops: list[Any], chunk: int, concurrency: int = 1
 ) -> BulkWriteResult:
     """`bulk_write(ops, ordered=False)` in commands of at most `chunk` operations, at most
-    `concurrency` of them under way at once; the results are summed. A BulkWriteError of a
+    `concurrency` of them under way at once; the results are summed. A few operations are
+    spread over `concurrency` commands rather than filling the first. A BulkWriteError of a
     chunk is raised after the other chunks ran."""
     gate = asyncio.Semaphore(concurrency)
+    size = max(1, min(chunk, -(-len(ops) // concurrency)))
 
     async def one(part: list[Any]) -> tuple[int, int, int, list[dict[str, Any]]]:
         async with gate:
@@ -58,8 +60,8 @@ async def bulk_write_chunked(
 
     try:
         async with asyncio.TaskGroup() as group:  # any other failure cancels the rest
-            tasks = [group.create_task(one(ops[start: start + chunk]))
-                     for start in range(0, len(ops), chunk)]
+            tasks = [group.create_task(one(ops[start: start + size]))
+                     for start in range(0, len(ops), size)]
     except BaseExceptionGroup as failed:  # the caller tells failures apart by their type
         raise failed.exceptions[0] from None
     results = [task.result() for task in tasks]
@@ -78,11 +80,17 @@ async def bulk_write_chunked(
 async def gather_bounded(
     items: Iterable[_K], fetch: Callable[[_K], Awaitable[_V]], limit: int = READ_CONCURRENCY
 ) -> dict[_K, _V]:
-    """`fetch` each item, at most `limit` at a time; results by item."""
+    """`fetch` each item, at most `limit` at a time; results by item. The first failure
+    cancels the others and is raised as itself."""
     gate = asyncio.Semaphore(limit)
 
-    async def one(item: _K) -> tuple[_K, _V]:
+    async def one(item: _K) -> _V:
         async with gate:
-            return item, await fetch(item)
+            return await fetch(item)
 
-    return dict(await asyncio.gather(*(one(item) for item in items)))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = {item: group.create_task(one(item)) for item in items}
+    except BaseExceptionGroup as failed:  # the caller tells failures apart by their type
+        raise failed.exceptions[0] from None
+    return {item: task.result() for item, task in tasks.items()}

@@ -245,33 +245,41 @@ class ReadModelRepository:
         return InsertOne(doc) if change.expected_version is None else ReplaceOne(guard, doc)
 
     async def _save_counts(self, counts: list[CountChange]) -> bool:
-        """Each shop's counts on a partition move on only from the offset they were read at."""
-        for change in counts:
-            pair = (change.shop_id, change.partition)
-            inc = {f"counts.{status}": n for status, n in change.delta.items()} | {
-                f"days.{day}.{status}": n for (day, status), n in change.day_delta.items()}
-            if change.expected_offset is None:
-                days: dict[str, dict[str, int]] = {}
-                for (day, status), n in change.day_delta.items():
-                    days.setdefault(str(day), {})[status] = n
-                doc = {"_id": counts_id(pair), "shop_id": change.shop_id,
-                       "partition": change.partition, "offset": change.offset,
-                       "counts": change.delta, "days": days}
-                try:
-                    await self.counts.insert_one(doc)
-                except DuplicateKeyError:
-                    self.counted.clear()
-                    return False
-            else:
-                update: Document = {"$set": {"offset": change.offset}}
-                if inc:
-                    update["$inc"] = inc
-                result = await self.counts.update_one(
-                    {"_id": counts_id(pair), "offset": change.expected_offset}, update)
-                if result.matched_count != 1:
-                    self.counted.clear()
-                    return False
-            self.counted[pair] = change.offset
+        """Each shop's counts on a partition move on only from the offset they were read at.
+        Every (shop, partition) is its own document, guarded on its own: they are written
+        concurrently (a batch on 12 partitions waited on 12 round trips one after another).
+        False when any lost a race; those that won are kept, and the next plan reads them."""
+        by_pair = {(c.shop_id, c.partition): c for c in counts}
+        saved = await gather_bounded(by_pair, lambda pair: self._save_count(by_pair[pair]))
+        if not all(saved.values()):
+            self.counted.clear()
+            return False
+        return True
+
+    async def _save_count(self, change: CountChange) -> bool:
+        pair = (change.shop_id, change.partition)
+        inc = {f"counts.{status}": n for status, n in change.delta.items()} | {
+            f"days.{day}.{status}": n for (day, status), n in change.day_delta.items()}
+        if change.expected_offset is None:
+            days: dict[str, dict[str, int]] = {}
+            for (day, status), n in change.day_delta.items():
+                days.setdefault(str(day), {})[status] = n
+            doc = {"_id": counts_id(pair), "shop_id": change.shop_id,
+                   "partition": change.partition, "offset": change.offset,
+                   "counts": change.delta, "days": days}
+            try:
+                await self.counts.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+        else:
+            update: Document = {"$set": {"offset": change.offset}}
+            if inc:
+                update["$inc"] = inc
+            result = await self.counts.update_one(
+                {"_id": counts_id(pair), "offset": change.expected_offset}, update)
+            if result.matched_count != 1:
+                return False
+        self.counted[pair] = change.offset
         return True
 
     async def _save_events(self, inserts: list[Any], replaces: list[Any]) -> bool:
@@ -298,13 +306,14 @@ class ReadModelRepository:
             return set()
         inserts = [op for op in ops if isinstance(op, InsertOne)]
         others = [op for op in ops if not isinstance(op, InsertOne)]
-        try:
-            done = 0
-            for part, chunk in ((inserts, INSERT_CHUNK), (others, self.write_chunk)):
-                if part:
-                    result = await bulk_write_chunked(self.returns, part, chunk,
-                                                      WRITE_CONCURRENCY)
-                    done += result.matched_count + result.inserted_count + result.deleted_count
+        parts = {"inserts": (inserts, INSERT_CHUNK), "others": (others, self.write_chunk)}
+        try:  # different returns: the inserts and the other writes go side by side
+            results = await gather_bounded(
+                [name for name, (part, _) in parts.items() if part],
+                lambda name: bulk_write_chunked(self.returns, parts[name][0], parts[name][1],
+                                                WRITE_CONCURRENCY))
+            done = sum(r.matched_count + r.inserted_count + r.deleted_count
+                       for r in results.values())
             if done == len(ops):
                 return set()
         except BulkWriteError as exc:
