@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 20_000, 100_000])
     parser.add_argument("--webhook-seconds", type=float, default=60)
     parser.add_argument("--webhook-rate", type=float, default=200, help="webhooks/s, paced")
-    parser.add_argument("--track-every", type=int, default=20,
+    parser.add_argument("--track-every", type=int, default=50,
                         help="poll every n-th paced webhook until visible")
     parser.add_argument("--visible-within", type=float, default=30,
                         help="seconds after which a tracked webhook counts as not visible")
