@@ -28,6 +28,7 @@ from contracts.read_model import (
     DEFAULT_RETURNS_COLLECTION,
     META_COLLECTION,
     counts_collection,
+    events_collection,
 )
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
@@ -253,6 +254,49 @@ async def test_the_cache_keeps_as_many_returns_as_configured_and_counts_its_hits
         assert statuses == {f"s:r{i}": "AFTERSALE_RETURNING" for i in range(3)}
     finally:
         await mongo.drop_database(database)
+
+
+async def _after_restart(mongo: AsyncMongoClient[Doc], return_first: bool
+                         ) -> tuple[dict[str, Doc], list[Doc]]:
+    """Three returns opened and moved on by one state machine; a restarted one (empty cache)
+    reading its misses `return_first` or not applies a late cancellation of the first and
+    moves the other two on: the stored returns (what any reader sees) and their history."""
+    database = f"misses_{uuid.uuid4().hex[:8]}"
+    chunk = await write_chunk_size(mongo[database])
+    records = _opened_then_moved(3, 3, late_cancel=True)
+    clock = EventClock()
+    later = [event("s", f"r{i}", S.AFTERSALE_BUYER_SHIPPED, T0 + 120, clock.tick())
+             for i in (1, 2)]
+    records += [Delivery(EVENTS_TOPIC, 3, len(records) + n, e.model_dump_json().encode())
+                for n, e in enumerate(later)]
+    try:
+        await _apply(ReadModelRepository(mongo, database, DEFAULT_RETURNS_COLLECTION, chunk),
+                     records[:6])
+        restarted = ReadModelRepository(mongo, database, DEFAULT_RETURNS_COLLECTION, chunk)
+        restarted.misses.share = 1.0 if return_first else 0.0
+        assert restarted.misses.return_first() is return_first
+        await _apply(restarted, records[6:])
+        db = mongo[database]
+        volatile = {"written_by", "first_seen_at", "last_seen_at"}
+        returns = {doc["_id"]: {k: v for k, v in doc.items() if k not in volatile}
+                   async for doc in db[DEFAULT_RETURNS_COLLECTION].find({})}
+        history = [{k: v for k, v in doc.items() if k not in {"last_observed_at", "event"}}
+                   async for doc in db[events_collection(DEFAULT_RETURNS_COLLECTION)]
+                   .find({}).sort("_id", 1)]
+        return returns, history
+    finally:
+        await mongo.drop_database(database)
+
+
+async def test_a_restarted_state_machine_ends_the_same_whichever_it_reads_first_for_a_miss(
+    mongo: AsyncMongoClient[Doc],
+) -> None:
+    by_document = await _after_restart(mongo, return_first=True)
+    by_history = await _after_restart(mongo, return_first=False)
+    assert by_document == by_history
+    assert {key: doc["status"] for key, doc in by_document[0].items()} == {
+        "s:r0": "CANCEL_SUCCESS", "s:r1": "AFTERSALE_BUYER_SHIPPED",
+        "s:r2": "AFTERSALE_BUYER_SHIPPED"}
 
 
 async def test_a_read_model_of_another_layout_is_refused_at_start_with_one_line(

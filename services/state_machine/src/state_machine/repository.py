@@ -129,6 +129,30 @@ class ActiveReadModel:
         return self._repositories[name]
 
 
+class MissMix:
+    """Of the returns the cache missed lately, the share that turned out to be stored (a
+    moving average over batches), which tells `ReadModelRepository` what to read first for a
+    miss. Mostly new returns (a fresh stream, a warm cache): the history first, which finds
+    nothing, one read. Stored returns (after a restart, or more returns moving than the cache
+    holds): the document first, one read instead of two, and no history read back. Measured
+    on FerretDB at 20,000 returns, 16 reads under way (`python -m bench.miss_reads`): a history
+    of 5 events 1.2 ms, a return 0.52 ms, a read that finds nothing 0.31-0.39 ms; the document
+    first costs less once about a quarter of the misses are stored returns."""
+
+    RETURN_FIRST_FROM = 0.25
+    WEIGHT = 0.2  # of the latest batch
+
+    def __init__(self) -> None:
+        self.share = 0.5  # unknown at start: the document first, as after a restart
+
+    def return_first(self) -> bool:
+        return self.share >= self.RETURN_FIRST_FROM
+
+    def observe(self, stored: int, missed: int) -> None:
+        if missed:
+            self.share += self.WEIGHT * (stored / missed - self.share)
+
+
 class ReadModelRepository:
     """Keeps what it wrote last in bounded caches: a consumer owns its partitions, so the next
     batch for a return usually finds it there instead of reading it back. A stale entry
@@ -141,6 +165,7 @@ class ReadModelRepository:
         self.write_chunk = write_chunk
         self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
         self.counted: LRUCache[CountsKey, int] = LRUCache(maxsize=max(cache_size // 10, 1))
+        self.misses = MissMix()
         durable = WriteConcern(w="majority", j=True)
         db = client.get_database(database, write_concern=durable)
         self.returns = db.get_collection(collection)
@@ -172,17 +197,25 @@ class ReadModelRepository:
             if offset is not None:
                 loaded.counted[pair] = self.counted[pair] = offset
         for key, (stored, history) in fetched.items():
-            loaded.histories[key] = history
+            if history is not None:
+                loaded.histories[key] = history
             if stored is not None:
                 loaded.returns[key] = self.cache[key] = stored
+        self.misses.observe(stored=sum(s is not None for s, _ in fetched.values()),
+                            missed=len(fetched))
         wanted = needs_history(decoded, loaded.returns, loaded.counted) - loaded.histories.keys()
         loaded.histories |= await gather_bounded(wanted, self._load_history)
         return loaded
 
-    async def _load_uncached(self, key: str) -> tuple[Stored | None, list[StoredEvent]]:
-        """A return not in the cache, with its history. Its history first: a return without
-        one (a new return, most of them) has no document either, as history is written
-        first; so a new return costs one read."""
+    async def _load_uncached(self, key: str) -> tuple[Stored | None, list[StoredEvent] | None]:
+        """A return not in the cache, and its history when that came first (see `MissMix`).
+        Its history first: a return without one (a new return) has no document either, as
+        history is written first; so a new return costs one read. Its document first: a
+        stored return costs one read, its history only if `needs_history` asks for it; a
+        return without a document may still have a history (every event of it rejected)."""
+        if self.misses.return_first():
+            stored = await self._load_return(key)
+            return stored, (await self._load_history(key) if stored is None else None)
         history = await self._load_history(key)
         return (await self._load_return(key) if history else None), history
 

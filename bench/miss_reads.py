@@ -1,0 +1,128 @@
+"""What a cache miss costs the state machine: each read it may issue for a return, on FerretDB.
+
+    python -m bench.miss_reads [--returns 20000] [--events-per-return 5] [--concurrency 16]
+
+Fresh local servers (durable, as `bench.store_profile`); a returns collection and its history
+with the state machine's own indexes and documents (`state_machine.documents`); then, for a
+fifth of the returns, each read a miss may issue (`ReadModelRepository._load_return` and
+`_load_history`), `--concurrency` at a time as the state machine issues them, twice: a stored
+return's document, a document that is not there, a history of `--events-per-return` events,
+a history that is empty. Prints reads/s and wall ms per read; on this 2-core machine, with
+everything on it busy, that is the CPU the read costs all processes together. These are the
+figures behind `state_machine.repository.MissMix`. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient, InsertOne
+
+from contracts.messages import EventSource, ReturnDetails, ReturnEvent
+from contracts.read_model import (
+    EVENTS_INDEXES,
+    RETURNS_INDEXES,
+    EventRecord,
+    Milestones,
+    Outcome,
+    ReturnState,
+    events_collection,
+)
+from contracts.statuses import ReturnStatus as S
+from contracts.statuses import ReverseType as T
+from devinfra import Infra
+from runtime.indexes import ensure_indexes
+from state_machine.batch import Change
+from state_machine.documents import event_document, return_document
+from state_machine.mongo import INSERT_CHUNK, bulk_write_chunked, gather_bounded
+
+T0 = 1_700_000_000
+NOW = datetime.now(UTC)
+
+
+def _event(i: int, step: int) -> ReturnEvent:
+    return ReturnEvent(shop_id="shop", return_id=f"r{i}", order_id=f"o{i}",
+                       status=S.AFTERSALE_APPLYING, update_time=T0 + step,
+                       reverse_type=T.RETURN_AND_REFUND, source=EventSource.SYNC_202309,
+                       details=ReturnDetails(request_time=T0))
+
+
+def _history(i: int, events: int) -> list[dict[str, Any]]:
+    return [event_document(EventRecord(
+        return_key=f"shop:r{i}", shop_id="shop", update_time=T0 + step, rank=1,
+        event=_event(i, step), deliveries=1, last_observed_at=NOW, partition=1,
+        offset=i * events + step, outcome=Outcome.APPLIED)) for step in range(events)]
+
+
+def _return(i: int, events: int) -> dict[str, Any]:
+    state = ReturnState(shop_id="shop", return_id=f"r{i}", order_id=f"o{i}",
+                        status=S.AFTERSALE_APPLYING, reverse_type=T.RETURN_AND_REFUND,
+                        update_time=T0 + events - 1, details=ReturnDetails(request_time=T0),
+                        first_seen_at=NOW, last_seen_at=NOW,
+                        milestones=Milestones.opened(S.AFTERSALE_APPLYING, T0))
+    change = Change(f"shop:r{i}", state, (T0 + events - 1, 1), 1, i * events, events - 1, ())
+    return return_document(change, "bench")
+
+
+async def _timed(what: str, keys: list[str], read: Callable[[str], Awaitable[Any]],
+                 concurrency: int) -> None:
+    started = time.perf_counter()
+    await gather_bounded(keys, read, concurrency)
+    seconds = time.perf_counter() - started
+    print(f"  {what:<38} {len(keys) / seconds:>7,.0f}/s  {1000 * seconds / len(keys):.2f} ms",
+          flush=True)
+
+
+async def _run(url: str, args: argparse.Namespace) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    try:
+        db = client["miss_reads"]
+        returns, history = db["returns"], db[events_collection("returns")]
+        await ensure_indexes(returns, RETURNS_INDEXES)
+        await ensure_indexes(history, EVENTS_INDEXES)
+        n, per = args.returns, args.events_per_return
+        await bulk_write_chunked(returns, [InsertOne(_return(i, per)) for i in range(n)],
+                                 INSERT_CHUNK, 3)
+        await bulk_write_chunked(history, [InsertOne(doc) for i in range(n)
+                                           for doc in _history(i, per)], INSERT_CHUNK, 3)
+        stored = [f"shop:r{i}" for i in range(0, n, 5)]
+        absent = [f"shop:x{i}" for i in range(0, n, 5)]
+        for attempt in (1, 2):
+            print(f"attempt {attempt}: {len(stored):,} reads each, {args.concurrency} at a time")
+            await _timed("return by _id, stored", stored,
+                         lambda k: returns.find_one({"_id": k}), args.concurrency)
+            await _timed("return by _id, not there", absent,
+                         lambda k: returns.find_one({"_id": k}), args.concurrency)
+            await _timed(f"history by return_key, {per} events", stored,
+                         lambda k: history.find({"return_key": k}).to_list(), args.concurrency)
+            await _timed("history by return_key, empty", absent,
+                         lambda k: history.find({"return_key": k}).to_list(), args.concurrency)
+    finally:
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--returns", type=int, default=20_000)
+    parser.add_argument("--events-per-return", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="returns-bench-misses-"))
+    data_dir.chmod(0o755)  # PostgreSQL runs as the postgres user
+    try:
+        with Infra(data_dir, durable=True) as infra:
+            asyncio.run(_run(infra.mongodb_url, args))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
