@@ -10,18 +10,24 @@ def test_a_fresh_state_machine_reads_the_document_first_as_after_a_restart() -> 
     assert MissMix().return_first()
 
 
-def test_batches_of_new_returns_turn_it_to_the_history_first_and_stored_ones_back() -> None:
+def test_one_batch_of_new_returns_turns_a_fresh_one_to_the_history_first() -> None:
     mix = MissMix()
-    batches = 0
-    while mix.return_first():
+    mix.observe(stored=0, missed=100)  # a fresh stream, or a replay
+    assert not mix.return_first()
+
+
+def test_stored_returns_turn_it_back_and_keep_it_on_the_document_first() -> None:
+    mix = MissMix()
+    for _ in range(5):
         mix.observe(stored=0, missed=100)
-        batches += 1
-    assert batches == 4  # 0.5 -> 0.4 -> 0.32 -> 0.256 -> 0.2048
     mix.observe(stored=100, missed=100)
+    assert mix.return_first()
+    mix.observe(stored=30, missed=100)  # still above a quarter
     assert mix.return_first()
 
 
 def test_a_batch_without_misses_changes_nothing() -> None:
     mix = MissMix()
+    share = mix.share
     mix.observe(stored=0, missed=0)
-    assert mix.share == 0.5
+    assert mix.share == share

@@ -143,7 +143,9 @@ class MissMix:
     WEIGHT = 0.2  # of the latest batch
 
     def __init__(self) -> None:
-        self.share = 0.5  # unknown at start: the document first, as after a restart
+        # Unknown at start: the document first, as after a restart, but one batch of new
+        # returns (a fresh stream, a replay) is enough to turn it.
+        self.share = 0.3
 
     def return_first(self) -> bool:
         return self.share >= self.RETURN_FIRST_FROM
