@@ -318,9 +318,10 @@ class ReadModelRepository:
         return True
 
     async def _save_events(self, inserts: list[Any], replaces: list[Any]) -> bool:
-        """New history documents are inserted (in large commands: FerretDB inserts them in
-        one statement), changed ones replaced. False when another consumer inserted one of
-        them first (a rebalance): the batch is planned again from what is stored."""
+        """New history documents are inserted (in large commands, a few at once: FerretDB
+        inserts each command's in one statement), changed ones replaced. False when another
+        consumer inserted one of them first (a rebalance): the batch is planned again from
+        what is stored."""
         try:
             if inserts:
                 await bulk_write_chunked(self.events, inserts, INSERT_CHUNK, WRITE_CONCURRENCY)
@@ -341,12 +342,11 @@ class ReadModelRepository:
             return set()
         inserts = [op for op in ops if isinstance(op, InsertOne)]
         others = [op for op in ops if not isinstance(op, InsertOne)]
-        parts = {"inserts": (inserts, INSERT_CHUNK), "others": (others, self.write_chunk)}
+        parts = [(part, chunk) for part, chunk in ((inserts, INSERT_CHUNK),
+                                                   (others, self.write_chunk)) if part]
         try:  # different returns: the inserts and the other writes go side by side
-            results = await gather_bounded(
-                [name for name, (part, _) in parts.items() if part],
-                lambda name: bulk_write_chunked(self.returns, parts[name][0], parts[name][1],
-                                                WRITE_CONCURRENCY))
+            results = await gather_bounded(range(len(parts)), lambda i: bulk_write_chunked(
+                self.returns, *parts[i], WRITE_CONCURRENCY))
             done = sum(r.matched_count + r.inserted_count + r.deleted_count
                        for r in results.values())
             if done == len(ops):
