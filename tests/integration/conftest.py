@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
+from devinfra.proc import free_port
 from tests.integration.harness import Doc, Harness
-from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
+from tests.integration.services import ServiceProcess, http_ok, wait_until
 
 APP_KEY = "it-app-key"
 APP_SECRET = "it-app-secret"

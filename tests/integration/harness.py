@@ -29,9 +29,10 @@ from contracts.read_model import (
     events_collection,
 )
 from contracts.topics import REJECTED_TOPIC
+from devinfra.proc import free_port
 from state_machine.domain import fold_events
 from tests.integration.events import caught_up, duplicates_in, expected_states, topic_partitions
-from tests.integration.services import ServiceProcess, free_port
+from tests.integration.services import ServiceProcess
 
 Doc = dict[str, Any]
 # What a stored return says; all of it is derived from the events, so two runs must agree.

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from contracts.messages import ReturnEvent
+from devinfra.proc import free_port
 from ingestor.tiktok_client import TikTokClientConfig, TikTokShopClient
 from tests.conftest import TEST_OAUTH_STATE_SECRET, TEST_SHOP_TOKEN_KEY
 from tests.integration.services import (
     ServiceProcess,
-    free_port,
     http_ok,
     listed_returns,
     wait_until,

@@ -25,8 +25,9 @@ import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
+from devinfra.proc import free_port
 from tests.integration.conftest import SIM_ACCESS_TOKEN, TOKEN, Stack, base_env
-from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
+from tests.integration.services import ServiceProcess, http_ok, wait_until
 from tests.integration.sync_support import request_sync, wait_for_job
 from tests.integration.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
 from tiktok_sim.protocol import shop_cipher_for

@@ -27,11 +27,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from contracts.read_model import DEFAULT_RETURNS_COLLECTION, REJECTIONS_COLLECTION
+from devinfra.proc import free_port
 from query_api.api import create_app
 from query_api.settings import Settings
 from tests.integration.conftest import APP_KEY, APP_SECRET
 from tests.integration.query_api.data import DOCS, REJECTION_DOCS
-from tests.integration.services import ServiceProcess, free_port, http_ok, wait_until
+from tests.integration.services import ServiceProcess, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,9 @@ import psutil
 import pytest
 
 from devinfra import PostgresServer, install
+from devinfra.proc import free_port
 from ingestor.signature import webhook_signature
-from tests.integration.services import free_port, http_ok, wait_until
+from tests.integration.services import http_ok, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -33,13 +33,14 @@ from contracts.read_model import (
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
 from contracts.topics import EVENTS_TOPIC
+from devinfra.proc import free_port
 from state_machine.batch import Delivery, decode_all, plan
 from state_machine.mongo import write_chunk_size
 from state_machine.processor import no_rejections
 from state_machine.repository import ReadModelRepository
 from tests.integration.events import EventClock, end_offsets, event, produce
 from tests.integration.harness import Doc, Harness, eventually, wait_caught_up
-from tests.integration.services import ServiceProcess, free_port, http_ok
+from tests.integration.services import ServiceProcess, http_ok
 
 pytestmark = pytest.mark.integration
 

@@ -35,6 +35,7 @@ from contracts.read_model import (
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType
 from contracts.topics import EVENTS_TOPIC
+from devinfra.proc import free_port
 from tests.conftest import InfraHandle
 from tests.integration.events import (
     EventClock,
@@ -58,7 +59,7 @@ from tests.integration.harness import (
     stored,
     wait_caught_up,
 )
-from tests.integration.services import ServiceProcess, free_port, http_ok
+from tests.integration.services import ServiceProcess, http_ok
 
 pytestmark = pytest.mark.integration
 

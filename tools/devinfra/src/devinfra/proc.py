@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -42,19 +43,44 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS = 12_000  # how many ports just below the ephemeral range listening ports come from
+MIN_LISTEN_PORTS = 1_000  # fewer than this below the range: bind port 0 instead
+
+
+def _ephemeral_start() -> int:
+    """Where the ports the kernel gives outgoing connections begin (Linux; 32768 otherwise)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1", exclude: Sequence[int] = ()) -> int:
-    """A currently free TCP port on ``host`` (racy by nature, good enough locally)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port: int = s.getsockname()[1]
-        if port not in exclude:
-            return port
+    """A currently free TCP port on ``host`` for a server to listen on, from just below the
+    kernel's ephemeral range. One inside that range (what binding port 0 gives) is free when
+    picked, but the kernel may hand it to an outgoing connection before a slow server binds
+    it: Kafka's JVM takes seconds, and under the test suite's many connections it once failed
+    with "Address already in use". Still racy between two pickers; random, so rarely."""
+    high = _ephemeral_start()
+    low = max(1024, high - LISTEN_PORTS)
+    for _ in range(200):
+        if high - low >= MIN_LISTEN_PORTS:
+            port = random.randrange(low, high)
+            if port in exclude or not port_is_free(port, host):
+                continue
+        else:  # an ephemeral range that starts low leaves no room below it
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+            if port in exclude:
+                continue
+        return port
     raise RuntimeError("could not find a free port")
 
 
 def pick_port(preferred: int | None, exclude: Sequence[int] = ()) -> int:
-    """``preferred`` when given and free, else a free ephemeral port."""
+    """``preferred`` when given and free, else a free port (`free_port`)."""
     if preferred is not None and preferred not in exclude and port_is_free(preferred):
         return preferred
     return free_port(exclude=exclude)
