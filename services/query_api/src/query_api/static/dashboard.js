@@ -59,7 +59,8 @@ async function api(path, { params = {}, method = "GET", body, raw = false, heade
     if (value === null || value === undefined || value === "") continue;
     for (const one of Array.isArray(value) ? value : [value]) url.searchParams.append(key, one);
   }
-  const headers = { ...extra, Authorization: `Bearer ${state.token}` };
+  const token = state.token;
+  const headers = { ...extra, Authorization: `Bearer ${token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method,
@@ -68,7 +69,8 @@ async function api(path, { params = {}, method = "GET", body, raw = false, heade
     cache: "no-store",
   });
   if (response.status === 401) {
-    askForToken("That token was not accepted. Enter a valid API token.");
+    // A late answer to a token already replaced (typed wrong, then right) asks for nothing.
+    if (state.token === token) askForToken("That token was not accepted. Enter a valid API token.");
     throw new ApiError(401, "not signed in");
   }
   if (!response.ok) {
