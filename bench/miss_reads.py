@@ -4,12 +4,13 @@
 
 Fresh local servers (durable, as `bench.store_profile`); a returns collection and its history
 with the state machine's own indexes and documents (`state_machine.documents`); then, for a
-fifth of the returns, each read a miss may issue (`ReadModelRepository._load_return` and
-`_load_history`), `--concurrency` at a time as the state machine issues them, twice: a stored
-return's document, a document that is not there, a history of `--events-per-return` events,
-a history that is empty. Prints reads/s and wall ms per read; on this 2-core machine, with
-everything on it busy, that is the CPU the read costs all processes together. These are the
-figures behind `state_machine.repository.MissMix`. No assertions.
+fifth of the returns, each read a miss may issue, through the state machine's own
+`ReadModelRepository._load_return` and `_load_history` (decoding included), `--concurrency`
+at a time as the state machine issues them, twice: a stored return's document, a document
+that is not there, a history of `--events-per-return` events, a history that is empty.
+Prints reads/s and wall ms per read; on this 2-core machine, with everything on it busy,
+that is the CPU the read costs all processes together. These are the figures behind
+`state_machine.repository.MissMix`. No assertions.
 """
 
 from __future__ import annotations
@@ -27,22 +28,14 @@ from typing import Any
 from pymongo import AsyncMongoClient, InsertOne
 
 from contracts.messages import EventSource, ReturnDetails, ReturnEvent
-from contracts.read_model import (
-    EVENTS_INDEXES,
-    RETURNS_INDEXES,
-    EventRecord,
-    Milestones,
-    Outcome,
-    ReturnState,
-    events_collection,
-)
+from contracts.read_model import EventRecord, Milestones, Outcome, ReturnState
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
 from devinfra import Infra
-from runtime.indexes import ensure_indexes
 from state_machine.batch import Change
 from state_machine.documents import event_document, return_document
 from state_machine.mongo import INSERT_CHUNK, bulk_write_chunked, gather_bounded
+from state_machine.repository import ReadModelRepository
 
 T0 = 1_700_000_000
 NOW = datetime.now(UTC)
@@ -84,27 +77,25 @@ async def _timed(what: str, keys: list[str], read: Callable[[str], Awaitable[Any
 async def _run(url: str, args: argparse.Namespace) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     try:
-        db = client["miss_reads"]
-        returns, history = db["returns"], db[events_collection("returns")]
-        await ensure_indexes(returns, RETURNS_INDEXES)
-        await ensure_indexes(history, EVENTS_INDEXES)
+        repository = ReadModelRepository(client, "miss_reads", "returns", cache_size=1)
+        await repository.ensure_indexes()
         n, per = args.returns, args.events_per_return
-        await bulk_write_chunked(returns, [InsertOne(_return(i, per)) for i in range(n)],
+        await bulk_write_chunked(repository.returns,
+                                 [InsertOne(_return(i, per)) for i in range(n)], INSERT_CHUNK, 3)
+        await bulk_write_chunked(repository.events, [InsertOne(doc) for i in range(n)
+                                                     for doc in _history(i, per)],
                                  INSERT_CHUNK, 3)
-        await bulk_write_chunked(history, [InsertOne(doc) for i in range(n)
-                                           for doc in _history(i, per)], INSERT_CHUNK, 3)
         stored = [f"shop:r{i}" for i in range(0, n, 5)]
         absent = [f"shop:x{i}" for i in range(0, n, 5)]
         for attempt in (1, 2):
             print(f"attempt {attempt}: {len(stored):,} reads each, {args.concurrency} at a time")
-            await _timed("return by _id, stored", stored,
-                         lambda k: returns.find_one({"_id": k}), args.concurrency)
-            await _timed("return by _id, not there", absent,
-                         lambda k: returns.find_one({"_id": k}), args.concurrency)
-            await _timed(f"history by return_key, {per} events", stored,
-                         lambda k: history.find({"return_key": k}).to_list(), args.concurrency)
-            await _timed("history by return_key, empty", absent,
-                         lambda k: history.find({"return_key": k}).to_list(), args.concurrency)
+            for what, keys, read in (
+                ("return by _id, stored", stored, repository._load_return),
+                ("return by _id, not there", absent, repository._load_return),
+                (f"history by return_key, {per} events", stored, repository._load_history),
+                ("history by return_key, empty", absent, repository._load_history),
+            ):
+                await _timed(what, keys, read, args.concurrency)
     finally:
         await client.close()
 

@@ -135,9 +135,10 @@ class MissMix:
     miss. Mostly new returns (a fresh stream, a warm cache): the history first, which finds
     nothing, one read. Stored returns (after a restart, or more returns moving than the cache
     holds): the document first, one read instead of two, and no history read back. Measured
-    on FerretDB at 20,000 returns, 16 reads under way (`python -m bench.miss_reads`): a history
-    of 5 events 1.2 ms, a return 0.52 ms, a read that finds nothing 0.31-0.39 ms; the document
-    first costs less once about a quarter of the misses are stored returns."""
+    on FerretDB at 20,000 returns, 16 reads under way, decoded as here (`python -m
+    bench.miss_reads`): a history of 5 events 1.3 ms, a return 0.6 ms, a read that finds
+    nothing 0.34-0.39 ms; the document first costs less once about a quarter of the misses are
+    stored returns."""
 
     RETURN_FIRST_FROM = 0.25
     WEIGHT = 0.2  # of the latest batch
