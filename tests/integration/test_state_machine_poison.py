@@ -25,8 +25,11 @@ from pymongo import AsyncMongoClient
 from contracts.messages import RejectionReason, ReturnEvent
 from contracts.read_model import (
     ACTIVE_READ_MODEL_ID,
+    DAY_S,
     DEFAULT_RETURNS_COLLECTION,
     META_COLLECTION,
+    CountsDocument,
+    bucket_start,
     counts_collection,
     events_collection,
 )
@@ -187,11 +190,12 @@ async def _apply(repository: ReadModelRepository, deliveries: list[Delivery]) ->
 def _opened_then_moved(opened: int, moved: int, *, late_cancel: bool = False
                        ) -> list[Delivery]:
     """Records of one partition: `opened` returns requested, then the first `moved` of them
-    approved, then (if `late_cancel`) a late cancellation of the first, which refolds it."""
+    approved the next day, then (if `late_cancel`) a late cancellation of the first, on the
+    first day, which refolds it."""
     clock = EventClock()
     events = [event("s", f"r{i}", S.AFTERSALE_APPLYING, T0, clock.tick(), reverse_type=RR)
               for i in range(opened)]
-    events += [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + 60, clock.tick())
+    events += [event("s", f"r{i}", S.AFTERSALE_RETURNING, T0 + DAY_S, clock.tick())
                for i in range(moved)]
     if late_cancel:
         events.append(event("s", "r0", S.CANCEL_SUCCESS, T0 + 30, clock.tick()))
@@ -216,14 +220,22 @@ async def test_status_counts_equal_a_full_recount_after_a_crash_between_two_writ
         await _apply(restarted, records)  # and once more, redelivered: nothing changes
 
         recount: Counter[str] = Counter()
+        recount_days: Counter[tuple[str, str]] = Counter()
         async for doc in mongo[database][DEFAULT_RETURNS_COLLECTION].find({"shop_id": "s"}):
             recount[doc["status"]] += 1
+            recount_days[(str(bucket_start(doc["update_time"], DAY_S)), doc["status"])] += 1
         kept: Counter[str] = Counter()
+        kept_days: Counter[tuple[str, str]] = Counter()
         async for doc in mongo[database][counts_collection(DEFAULT_RETURNS_COLLECTION)].find(
                 {"shop_id": "s"}):
-            kept.update(doc["counts"])
+            assert isinstance(doc["days"], str), "the days are stored as one text"
+            stored = CountsDocument.model_validate(doc)
+            kept.update(stored.counts)
+            kept_days.update({(day, status): n for day, by_status in stored.days.items()
+                              for status, n in by_status.items()})
         assert +kept == recount == Counter({"AFTERSALE_RETURNING": 19, "CANCEL_SUCCESS": 1,
                                             "AFTERSALE_APPLYING": 10})
+        assert +kept_days == recount_days
     finally:
         await mongo.drop_database(database)
 

@@ -14,11 +14,13 @@ query API's queries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from contracts.deadlines import DEADLINE_INDEXES
 from contracts.messages import EventSource, RejectionReason, ReturnDetails, ReturnEvent
@@ -34,7 +36,9 @@ SYNC_CHECKPOINTS_COLLECTION = "sync_checkpoints"
 
 # The layout of the read model. 2: history and counts in their own collections. 3: each return
 # keeps its `Milestones`, which the insights read instead of its history. A stored read model
-# of another version is rebuilt by replay (`make replay`), never read half-understood.
+# of another version is rebuilt by replay (`make replay`), never read half-understood. A counts
+# document's `days` is now stored as one text (`days_text`); one of nested fields, as 3 was
+# first written, reads the same and is rewritten as text by its next update: still version 3.
 READ_MODEL_SCHEMA_VERSION = 3
 
 
@@ -154,10 +158,26 @@ class EventRecord(BaseModel):
     last_rejection: RejectionReason | None = None
 
 
+DayHistogram = dict[str, dict[str, int]]  # day (its first second) -> status -> returns
+
+
+def days_text(days: Mapping[str, Mapping[str, int]]) -> str:
+    """How a counts document stores its per-day histogram: as one JSON text, without empty
+    entries. The database never looks inside it, and FerretDB v1 stores a type schema beside
+    every field and rewrites a whole document on each update. An update of a counts document
+    of 35 days (10 statuses each) took 7.0 ms with nested fields and 2.8 ms with one text; of
+    365 days, 38 ms and 7.3 ms (`python -m bench.counts_document`)."""
+    kept = {day: {s: n for s, n in sorted(by_status.items()) if n}
+            for day, by_status in sorted(days.items())}
+    return json.dumps({day: by_status for day, by_status in kept.items() if by_status},
+                      separators=(",", ":"))
+
+
 class CountsDocument(BaseModel):
     """How many returns of one shop are in each status, counting the events of one partition
     up to `offset` (`_id` = "shop_id:partition"), and per day of their `update_time`
-    (`days`: day -> status -> returns), which tells a list which time buckets to read."""
+    (`days`: day -> status -> returns), which tells a list which time buckets to read. `days`
+    is stored as `days_text` (a nested document, as written before, reads the same)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -165,7 +185,12 @@ class CountsDocument(BaseModel):
     partition: int
     offset: int
     counts: dict[str, int]
-    days: dict[str, dict[str, int]] = {}
+    days: DayHistogram = {}
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _stored_days(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 # A list of returns, newest update first, is read bucket by bucket: FerretDB v1 serves only

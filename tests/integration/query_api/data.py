@@ -28,6 +28,7 @@ from contracts.read_model import (
     Outcome,
     ReturnState,
     bucket_start,
+    days_text,
     page_fields,
 )
 from contracts.statuses import ReturnStatus, ReverseType
@@ -109,7 +110,7 @@ def counts_documents(docs: list[Doc]) -> list[Doc]:
         day = str(bucket_start(doc["update_time"], DAY_S))
         days.setdefault(pair, {}).setdefault(day, Counter())[doc["status"]] += 1
     return [{"_id": f"{shop}:{p}", "shop_id": shop, "partition": p, "offset": 10_000,
-             "counts": dict(tally), "days": {d: dict(c) for d, c in days[(shop, p)].items()}}
+             "counts": dict(tally), "days": days_text(days[(shop, p)])}
             for (shop, p), tally in tallies.items()]
 
 

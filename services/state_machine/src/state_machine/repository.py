@@ -3,9 +3,10 @@
 Three collections per read model (see `contracts.read_model`): returns (one small document per
 return, `_id` = "shop_id:return_id", guarded by `version`), their history (one document per
 distinct event, `_id` = event id) and status counts (per shop and partition, guarded by the
-offset they hold). A plan is written in that order: counts, history, (its rejections are
-published), returns. Each write is idempotent or guarded, so a crash between any two of them,
-or a redelivered batch, changes nothing twice (see state_machine.batch).
+offset they hold: `state_machine.counts`). A plan is written in that order: counts, history,
+(its rejections are published), returns. Each write is idempotent or guarded, so a crash
+between any two of them, or a redelivered batch, changes nothing twice (see
+state_machine.batch).
 
 Every read is by key (`_id`, or a return's history by `return_key`), issued concurrently:
 O(log n) each on MongoDB and, with devinfra's expression indexes, on FerretDB too; never `$in`,
@@ -46,7 +47,6 @@ from state_machine.batch import (
     BatchPlan,
     Change,
     CountChange,
-    CountsKey,
     Decoded,
     Loaded,
     Stored,
@@ -55,8 +55,8 @@ from state_machine.batch import (
     touched_counts,
     touched_keys,
 )
+from state_machine.counts import CountsStore
 from state_machine.documents import (
-    counts_id,
     event_document,
     return_document,
     stored_event,
@@ -167,19 +167,19 @@ class ReadModelRepository:
                  cache_size: int = DEFAULT_CACHE_RETURNS) -> None:
         self.write_chunk = write_chunk
         self.cache: LRUCache[str, Stored] = LRUCache(maxsize=max(cache_size, 1))
-        self.counted: LRUCache[CountsKey, int] = LRUCache(maxsize=max(cache_size // 10, 1))
         self.misses = MissMix()
         durable = WriteConcern(w="majority", j=True)
         db = client.get_database(database, write_concern=durable)
         self.returns = db.get_collection(collection)
         self.events = db.get_collection(events_collection(collection))
-        self.counts = db.get_collection(counts_collection(collection))
+        self.counts = CountsStore(db.get_collection(counts_collection(collection)),
+                                  cache_size // 10)
         self.rejections = db.get_collection(REJECTIONS_COLLECTION)
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.returns, RETURNS_INDEXES)
         await ensure_indexes(self.events, EVENTS_INDEXES)
-        await ensure_indexes(self.counts, COUNTS_INDEXES)
+        await ensure_indexes(self.counts.collection, COUNTS_INDEXES)
         await ensure_indexes(self.rejections, REJECTIONS_INDEXES)
 
     # ------------------------------------------------------------------------------ reads
@@ -187,18 +187,13 @@ class ReadModelRepository:
     async def load(self, decoded: Decoded) -> Loaded:
         """What is stored of everything the batch touches (see `batch.plan`)."""
         loaded = Loaded()
-        pairs = touched_counts(decoded)
-        loaded.counted = {p: self.counted[p] for p in pairs if p in self.counted}
         keys = touched_keys(decoded)
         loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
         metrics.CACHE.labels("hit").inc(len(loaded.returns))
         metrics.CACHE.labels("miss").inc(len(keys) - len(loaded.returns))
-        counted, fetched = await asyncio.gather(
-            gather_bounded([p for p in pairs if p not in self.counted], self._load_counted),
+        loaded.counted, fetched = await asyncio.gather(
+            self.counts.offsets(touched_counts(decoded)),
             gather_bounded([k for k in keys if k not in self.cache], self._load_uncached))
-        for pair, offset in counted.items():
-            if offset is not None:
-                loaded.counted[pair] = self.counted[pair] = offset
         for key, (stored, history) in fetched.items():
             if history is not None:
                 loaded.histories[key] = history
@@ -229,14 +224,10 @@ class ReadModelRepository:
     async def _load_history(self, key: str) -> list[StoredEvent]:
         return [stored_event(doc) async for doc in self.events.find({"return_key": key})]
 
-    async def _load_counted(self, pair: CountsKey) -> int | None:
-        doc = await self.counts.find_one({"_id": counts_id(pair)}, {"offset": 1})
-        return None if doc is None else int(doc["offset"])
-
     def forget(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.cache.pop(key, None)
-        self.counted.clear()
+        self.counts.forget()
 
     # ----------------------------------------------------------------------------- writes
 
@@ -281,42 +272,7 @@ class ReadModelRepository:
         return InsertOne(doc) if change.expected_version is None else ReplaceOne(guard, doc)
 
     async def _save_counts(self, counts: list[CountChange]) -> bool:
-        """Each shop's counts on a partition move on only from the offset they were read at.
-        Every (shop, partition) is its own document, guarded on its own: they are written
-        concurrently (a batch on 12 partitions waited on 12 round trips one after another).
-        False when any lost a race; those that won are kept, and the next plan reads them."""
-        by_pair = {(c.shop_id, c.partition): c for c in counts}
-        saved = await gather_bounded(by_pair, lambda pair: self._save_count(by_pair[pair]))
-        if not all(saved.values()):
-            self.counted.clear()
-            return False
-        return True
-
-    async def _save_count(self, change: CountChange) -> bool:
-        pair = (change.shop_id, change.partition)
-        inc = {f"counts.{status}": n for status, n in change.delta.items()} | {
-            f"days.{day}.{status}": n for (day, status), n in change.day_delta.items()}
-        if change.expected_offset is None:
-            days: dict[str, dict[str, int]] = {}
-            for (day, status), n in change.day_delta.items():
-                days.setdefault(str(day), {})[status] = n
-            doc = {"_id": counts_id(pair), "shop_id": change.shop_id,
-                   "partition": change.partition, "offset": change.offset,
-                   "counts": change.delta, "days": days}
-            try:
-                await self.counts.insert_one(doc)
-            except DuplicateKeyError:
-                return False
-        else:
-            update: Document = {"$set": {"offset": change.offset}}
-            if inc:
-                update["$inc"] = inc
-            result = await self.counts.update_one(
-                {"_id": counts_id(pair), "offset": change.expected_offset}, update)
-            if result.matched_count != 1:
-                return False
-        self.counted[pair] = change.offset
-        return True
+        return await self.counts.save(counts)
 
     async def _save_events(self, inserts: list[Any], replaces: list[Any]) -> bool:
         """New history documents are inserted (in large commands, a few at once: FerretDB
@@ -332,7 +288,7 @@ class ReadModelRepository:
         except BulkWriteError as exc:
             if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
                 raise
-            self.counted.clear()
+            self.counts.forget()
             return False
         return True
 
