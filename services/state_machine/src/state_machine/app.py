@@ -32,7 +32,7 @@ from runtime.retry import until_done
 from runtime.topology import ensure_topics
 from state_machine import metrics
 from state_machine.batch import Delivery
-from state_machine.fetching import fetching_paused
+from state_machine.fetching import while_applying
 from state_machine.kafka_admin import topic_partitions
 from state_machine.processor import BatchProcessor, is_infrastructure_error
 from state_machine.repository import ActiveReadModel, ReadModelRepository, check_schema
@@ -136,7 +136,8 @@ class Service:
         deliveries = [Delivery(r.topic, r.partition, r.offset, r.value) for r in msg.raw_message]
         self.watchdog.busy = True
         try:
-            with metrics.BATCH_SECONDS.time(), fetching_paused(msg.consumer):
+            with metrics.BATCH_SECONDS.time(), while_applying(
+                    msg.consumer, len(deliveries), self.settings.state_machine_max_batch):
                 await retry_forever("apply batch", lambda: processor.process(deliveries))
             await msg.ack()
             metrics.PROGRESS.committed({d.partition for d in deliveries})
