@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
@@ -186,6 +187,18 @@ async def produce(
         return positions
     finally:
         await producer.stop()
+
+
+async def new_topic(bootstrap: str, prefix: str) -> str:
+    """A topic of its own (one partition) for a test, named `prefix-<random>`."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:

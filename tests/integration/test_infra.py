@@ -17,7 +17,6 @@ import psutil
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 from pymongo import MongoClient
 
@@ -30,18 +29,13 @@ from devinfra import (
     install,
 )
 from devinfra.postgres import FERRET_DB
+from tests.integration.events import new_topic
 
 pytestmark = pytest.mark.integration
 
 
 async def test_kafka_roundtrip(kafka_bootstrap: str) -> None:
-    topic = f"infra-smoke-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    topic = await new_topic(kafka_bootstrap, "infra-smoke")
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()

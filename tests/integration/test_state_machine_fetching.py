@@ -5,14 +5,13 @@ behind (a full batch), ahead as usual."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from state_machine.fetching import while_applying
+from tests.integration.events import new_topic
 
 pytestmark = pytest.mark.integration
 MAX_BATCH = 500
@@ -20,14 +19,7 @@ MAX_BATCH = 500
 
 @pytest.fixture
 async def topic(kafka_bootstrap: str) -> str:
-    name = f"fetching-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    return name
+    return await new_topic(kafka_bootstrap, "fetching")
 
 
 @pytest.fixture
