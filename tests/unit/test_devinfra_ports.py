@@ -18,6 +18,10 @@ def test_a_picked_port_is_free_and_below_the_ephemeral_range() -> None:
         port = free_port()
         assert start - proc.LISTEN_PORTS <= port < start
         with socket.socket() as sock:
+            # as the servers bind (uvicorn, Kafka, PostgreSQL): a port a stopped server used
+            # may still hold connections in TIME_WAIT, which only this option lets a new
+            # listener share (the suite's other worker stops servers all the time)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
 
 

@@ -24,9 +24,8 @@ from aiokafka import AIOKafkaConsumer
 
 @contextmanager
 def fetching_paused(consumer: AIOKafkaConsumer) -> Iterator[None]:
-    """No fetching from the consumer's partitions inside. Records fetched for a partition
-    before it was paused are dropped and fetched again from its position: nothing is
-    skipped."""
+    """No fetching from the consumer's partitions inside. Pausing only stops the fetches: a
+    partition's position does not move, so nothing is skipped."""
     consumer.pause(*consumer.assignment())
     try:
         yield
