@@ -2,11 +2,12 @@
 
     python -m bench.counts_document [--days 35 365] [--updates 200]
 
-On a fresh FerretDB (devinfra), for a shop of N days with 10 statuses each: one counts
-document with its histogram as nested fields (moved on by `$inc`, as up to read model 3
-wrote it) and one with it as one text (`contracts.read_model.days_text`, set whole), each
-updated as the state machine does (guarded by its offset), one update at a time. Prints ms per
-update and per read, and the histogram's size. No assertions: figures only.
+On `bench.common.servers` (fresh local ones unless given), in a database of its own, dropped
+after, for a shop of N days with 10 statuses each: one counts document with its histogram as
+nested fields (moved on by `$inc`, as up to read model 3 wrote it) and one with it as one text
+(`contracts.read_model.days_text`, set whole), each updated as the state machine does (guarded
+by its offset), one update at a time. Prints ms per update and per read, and the histogram's
+size. No assertions: figures only.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
+import uuid
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from bench.common import servers
 from contracts.read_model import DAY_S, days_text
-from devinfra import Infra
 
 STATUSES = [f"STATUS_{n}" for n in range(10)]
 D0 = 1_700_006_400
@@ -31,10 +30,11 @@ D0 = 1_700_006_400
 
 async def measure(url: str, days: int, updates: int) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    database = f"bench_counts_{uuid.uuid4().hex[:8]}"
     try:
         histogram = {str(D0 + d * DAY_S): {s: 5 for s in STATUSES} for d in range(days)}
         for form in ("nested", "text"):
-            coll = client["bench_counts"][f"{form}_{days}"]
+            coll = client[database][f"{form}_{days}"]
             stored: Any = histogram if form == "nested" else days_text(histogram)
             await coll.insert_one({"_id": "s:0", "shop_id": "s", "partition": 0, "offset": 0,
                                    "counts": {s: 100 for s in STATUSES}, "days": stored})
@@ -58,6 +58,7 @@ async def measure(url: str, days: int, updates: int) -> None:
             print(f"{days:>4} days, {form:>6}: update {per_update:5.2f} ms, "
                   f"read {per_read:5.2f} ms, histogram {size:,} bytes of JSON", flush=True)
     finally:
+        await client.drop_database(database)
         await client.close()
 
 
@@ -66,14 +67,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, nargs="+", default=[35, 365])
     parser.add_argument("--updates", type=int, default=200)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="bench-counts-"))
-    data.chmod(0o755)
-    try:
-        with Infra(data, durable=True) as infra:
-            for days in args.days:
-                asyncio.run(measure(infra.mongodb_url, days, args.updates))
-    finally:
-        shutil.rmtree(data, ignore_errors=True)
+    with servers() as srv:
+        for days in args.days:
+            asyncio.run(measure(srv.mongodb_url, days, args.updates))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
     python -m bench.miss_reads [--returns 20000] [--events-per-return 5] [--concurrency 16]
 
-Fresh local servers (durable, as `bench.store_profile`); a returns collection and its history
-with the state machine's own indexes and documents (`state_machine.documents`); then, for a
-fifth of the returns, each read a miss may issue, through the state machine's own
-`ReadModelRepository._load_return` and `_load_history` (decoding included), `--concurrency`
-at a time as the state machine issues them, twice: a stored return's document, a document
-that is not there, a history of `--events-per-return` events, a history that is empty.
+On `bench.common.servers` (fresh local ones, durable, unless given), in a database of its
+own, dropped after: a returns collection and its history with the state machine's own indexes
+and documents (`state_machine.documents`); then, for a fifth of the returns, each read a miss
+may issue, through the state machine's own `ReadModelRepository._load_return` and
+`_load_history` (decoding included), `--concurrency` at a time as the state machine issues
+them, twice: a stored return's document, a document that is not there, a history of
+`--events-per-return` events, a history that is empty.
 Prints reads/s and wall ms per read; on this 2-core machine, with everything on it busy,
 that is the CPU the read costs all processes together. These are the figures behind
 `state_machine.repository.MissMix`. No assertions.
@@ -17,21 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient, InsertOne
 
+from bench.common import servers
 from contracts.messages import EventSource, ReturnDetails, ReturnEvent
 from contracts.read_model import EventRecord, Milestones, Outcome, ReturnState
 from contracts.statuses import ReturnStatus as S
 from contracts.statuses import ReverseType as T
-from devinfra import Infra
 from state_machine.batch import Change
 from state_machine.documents import event_document, return_document
 from state_machine.mongo import INSERT_CHUNK, bulk_write_chunked, gather_bounded
@@ -76,8 +75,9 @@ async def _timed(what: str, keys: list[str], read: Callable[[str], Awaitable[Any
 
 async def _run(url: str, args: argparse.Namespace) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    database = f"miss_reads_{uuid.uuid4().hex[:8]}"
     try:
-        repository = ReadModelRepository(client, "miss_reads", "returns", cache_size=1)
+        repository = ReadModelRepository(client, database, "returns", cache_size=1)
         await repository.ensure_indexes()
         n, per = args.returns, args.events_per_return
         await bulk_write_chunked(repository.returns,
@@ -97,6 +97,7 @@ async def _run(url: str, args: argparse.Namespace) -> None:
             ):
                 await _timed(what, keys, read, args.concurrency)
     finally:
+        await client.drop_database(database)
         await client.close()
 
 
@@ -106,13 +107,8 @@ def main() -> None:
     parser.add_argument("--events-per-return", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="returns-bench-misses-"))
-    data_dir.chmod(0o755)  # PostgreSQL runs as the postgres user
-    try:
-        with Infra(data_dir, durable=True) as infra:
-            asyncio.run(_run(infra.mongodb_url, args))
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with servers() as srv:
+        asyncio.run(_run(srv.mongodb_url, args))
 
 
 if __name__ == "__main__":
