@@ -1,14 +1,23 @@
 """`gather_bounded`, which the state machine's reads and its counts writes go through: its
-bound, and a failure that stops the rest instead of leaving writes running behind the retry."""
+bound, and a failure that stops the rest instead of leaving writes running behind the retry;
+and `bulk_write_chunked`'s bound, which keeps FerretDB's pool from deadlocking."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from pymongo import UpdateOne
 from pymongo.errors import AutoReconnect
 
-from state_machine.mongo import gather_bounded
+from devinfra.postgres import FERRETDB_POOL_CONNECTIONS
+from state_machine.mongo import (
+    FERRETDB_WRITE_CHUNK,
+    READ_CONCURRENCY,
+    WRITE_CONCURRENCY,
+    bulk_write_chunked,
+    gather_bounded,
+)
 
 
 async def test_results_come_by_item_with_no_more_than_the_limit_under_way() -> None:
@@ -40,3 +49,37 @@ async def test_the_first_failure_is_raised_as_itself_and_cancels_the_others() ->
         await gather_bounded(range(5), fetch)
     await asyncio.sleep(0.1)
     assert finished == []
+
+
+class _CountingCollection:
+    """Records how many operations its bulk writes have under way at once, as FerretDB holds a
+    connection for each update statement of a command until the command ends."""
+
+    def __init__(self) -> None:
+        self.under_way = 0
+        self.most = 0
+
+    async def bulk_write(self, ops: list[object], ordered: bool) -> object:
+        self.under_way += len(ops)
+        self.most = max(self.most, self.under_way)
+        await asyncio.sleep(0.001)
+        self.under_way -= len(ops)
+        return type("Result", (), {"matched_count": len(ops), "inserted_count": 0,
+                                   "upserted_count": 0, "deleted_count": 0})()
+
+
+async def test_chunked_writes_have_at_most_chunk_times_concurrency_operations_under_way() -> None:
+    collection = _CountingCollection()
+    ops = [UpdateOne({"_id": i}, {"$set": {"n": i}}) for i in range(500)]
+
+    result = await bulk_write_chunked(collection, ops, 10, 8)  # type: ignore[arg-type]
+
+    assert result.matched_count == 500
+    assert collection.most == 80
+
+
+def test_a_state_machines_writes_and_reads_at_once_fit_in_ferretdbs_pool_with_room_left() -> None:
+    # A batch's update commands side by side, its rejections consumer's command, and its reads
+    # (a batch reads before it writes, but the rejections consumer may write meanwhile).
+    held = WRITE_CONCURRENCY * FERRETDB_WRITE_CHUNK + FERRETDB_WRITE_CHUNK + READ_CONCURRENCY
+    assert held <= FERRETDB_POOL_CONNECTIONS - 40  # the query API's and the ingestor's share

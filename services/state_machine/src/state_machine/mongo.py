@@ -18,17 +18,21 @@ _V = TypeVar("_V")
 DUPLICATE_KEY = 11000
 READ_CONCURRENCY = 16
 
-# FerretDB 1.24 (PostgreSQL backend) holds one connection of its pool of 50 for every update
-# statement of a command until the command ends: an update command of more than ~49 statements
-# on existing documents deadlocks it for good. Bulk writes to it go in chunks well below that
-# (other clients share the pool); real MongoDB takes large batches.
-FERRETDB_WRITE_CHUNK = 20
+# FerretDB 1.24 (PostgreSQL backend) holds one connection of its pool for every update statement
+# of a command until the command ends: update commands that together need more statements than
+# the pool has connections deadlock it for good (its default pool of 50: one command of ~49).
+# Bulk writes to it go in small chunks; real MongoDB takes large batches.
+FERRETDB_WRITE_CHUNK = 10
 MONGODB_WRITE_CHUNK = 1000
 INSERT_CHUNK = 500  # inserts hold no connection per document: large commands are fine
-# A batch's write commands are issued a few at once: the state machine otherwise waits on one
-# round trip after another. Three update commands of 20 hold at most 60 of the 150 connections
-# devinfra gives FerretDB's pool.
-WRITE_CONCURRENCY = 3
+# A batch's write commands are issued several at once. FerretDB runs a command's statements one
+# after another, each a round trip to PostgreSQL, so commands side by side are what keeps both
+# cores busy: `python -m bench.state_machine_throughput --events 60000 --returns 12000` gave
+# 849 events/s with 3 commands of 20 at once, 1,187 with 6 of 10, 1,239 with 8 of 10, 1,259
+# with 10 of 10 (and deadlocked FerretDB with 10 of 20). Eight update commands of 10 hold at
+# most 80 of the connections devinfra gives FerretDB's pool
+# (devinfra.postgres.FERRETDB_POOL_CONNECTIONS, 150); the rest serve the other clients.
+WRITE_CONCURRENCY = 8
 
 
 async def write_chunk_size(db: AsyncDatabase[Document]) -> int:

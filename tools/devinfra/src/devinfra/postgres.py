@@ -20,6 +20,10 @@ log = logging.getLogger("devinfra")
 
 PG_USER = "postgres"
 FERRET_DB = "ferretdb"
+# FerretDB's pool of connections to PostgreSQL (its own default is 50). It holds one for every
+# update statement of a command until the command ends, so the clients' update commands under
+# way at once must need fewer statements than this, or it deadlocks (state_machine.mongo).
+FERRETDB_POOL_CONNECTIONS = 150
 
 
 def _postgres_can_reach(path: Path) -> bool:
@@ -70,9 +74,8 @@ class PostgresServer(Server):
 
     @property
     def url(self) -> str:
-        # FerretDB's own default pool is 50 connections, and it holds one per update statement
-        # until the command ends (see state_machine.repository): give it headroom.
-        return f"postgres://{PG_USER}@{HOST}:{self.port}/{FERRET_DB}?pool_max_conns=150"
+        return (f"postgres://{PG_USER}@{HOST}:{self.port}/{FERRET_DB}"
+                f"?pool_max_conns={FERRETDB_POOL_CONNECTIONS}")
 
     def _bin(self, name: str) -> str:
         return str(self.paths.pg_bindir / name)
