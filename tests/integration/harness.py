@@ -148,8 +148,8 @@ async def count(client: AsyncMongoClient[Doc], database: str, shops: list[str]) 
 def comparable(snapshot: Snapshot) -> dict[str, Doc]:
     """The compared fields of stored returns and of their history, and the counts."""
     return {
-        **{key: {name: doc.get(name) for name in COMPARED}
-           for key, doc in snapshot.returns.items()},
+        **{key: ReturnState.model_validate(doc).model_dump(mode="json", include=set(COMPARED))
+           for key, doc in snapshot.returns.items()},  # as the services read it back
         **{f"history {key}": {eid: {n: d.get(n) for n in EVENT_COMPARED}
                               for eid, d in events.items()}
            for key, events in snapshot.history.items()},

@@ -60,5 +60,5 @@ def test_only_a_return_with_a_deadline_is_due_and_sorted_by_its_soonest() -> Non
     sooner = SellerAction(action="A", deadline=T0 + 100)
     assert deadline_fields((later, sooner)) == {"action_due": True,
                                                 "action_deadline": T0 + 100}
-    assert deadline_fields(()) == {"action_due": None, "action_deadline": None}
-    assert deadline_fields(None) == {"action_due": None, "action_deadline": None}
+    assert deadline_fields(()) == {}
+    assert deadline_fields(None) == {}

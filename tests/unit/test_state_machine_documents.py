@@ -1,15 +1,17 @@
-"""The history's stored documents (`state_machine.documents`): what the state machine and the
-query API read back is what was written."""
+"""The read model's stored documents (`state_machine.documents`): what the state machine and
+the query API read back is what was written."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from contracts.deadlines import SellerAction
 from contracts.messages import EventSource, Money, ReturnDetails, ReturnEvent
-from contracts.read_model import EventRecord, Outcome
+from contracts.read_model import EventRecord, Milestones, Outcome, ReturnState
 from contracts.statuses import ReturnStatus as S
-from state_machine.documents import event_document, stored_event
+from state_machine.batch import Change
+from state_machine.documents import event_document, return_document, stored_event, stored_return
 
 T0 = 1_732_600_000
 
@@ -45,3 +47,22 @@ def test_an_empty_list_is_kept_apart_from_an_unknown_one() -> None:
     """`next_actions=()` clears a deadline; left out, it would read back as "not known"."""
     doc = event_document(_record(ReturnDetails(next_actions=())))
     assert doc["event"]["details"]["next_actions"] == []
+
+
+def _state(details: ReturnDetails) -> ReturnState:
+    seen = datetime(2026, 1, 1, tzinfo=UTC)
+    return ReturnState(shop_id="s", return_id="r1", order_id="o1", status=S.AFTERSALE_APPLYING,
+                       reverse_type=None, update_time=T0, details=details, first_seen_at=seen,
+                       last_seen_at=seen, milestones=Milestones.opened(S.AFTERSALE_APPLYING, T0))
+
+
+def test_a_return_document_holds_no_nulls_and_reads_back_as_the_state_it_was() -> None:
+    due = ReturnDetails(next_actions=(SellerAction(action="A", deadline=T0 + 60),))
+    for details in (ReturnDetails(), ReturnDetails(next_actions=()), due):
+        state = _state(details)
+        doc = return_document(Change("s:r1", state, (T0, 1), 3, 7, 4, ()), "batch")
+        assert _nulls(doc) == 0
+        stored = stored_return(doc)
+        assert (stored.state, stored.partition, stored.offset, stored.version) == (state, 3, 7, 5)
+        # only a return with a deadline is found by `action_due` (the Needs action list)
+        assert ("action_due" in doc) == (details is due)

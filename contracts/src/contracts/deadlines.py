@@ -47,9 +47,7 @@ ACTION_DEADLINE = "action_deadline"
 def deadline_fields(actions: Sequence[SellerAction] | None) -> dict[str, Any]:
     """What a stored return carries at top level for deadline queries."""
     first = soonest(actions)
-    if first is None:
-        return {ACTION_DUE: None, ACTION_DEADLINE: None}
-    return {ACTION_DUE: True, ACTION_DEADLINE: first.deadline}
+    return {} if first is None else {ACTION_DUE: True, ACTION_DEADLINE: first.deadline}
 
 
 # Returns waiting on the seller, soonest deadline first: one shop's, and every shop's.

@@ -122,7 +122,7 @@ class ReturnState(BaseModel):
     return_id: str
     order_id: str
     status: ReturnStatus
-    reverse_type: ReverseType | None
+    reverse_type: ReverseType | None = None  # None: no event said; a stored return omits it
     update_time: int
     details: ReturnDetails
     details_as_of: dict[str, int] = {}  # per detail: update_time of the event it came from
