@@ -29,9 +29,9 @@ INSERT_CHUNK = 500  # inserts hold no connection per document: large commands ar
 # after another, each a round trip to PostgreSQL, so commands side by side are what keeps both
 # cores busy: `python -m bench.state_machine_throughput --events 60000 --returns 12000` gave
 # 849 events/s with 3 commands of 20 at once, 1,187 with 6 of 10, 1,239 with 8 of 10, 1,259
-# with 10 of 10 (and deadlocked FerretDB with 10 of 20). Eight update commands of 10 hold at
-# most 80 of the connections devinfra gives FerretDB's pool
-# (devinfra.postgres.FERRETDB_POOL_CONNECTIONS, 150); the rest serve the other clients.
+# with 10 of 10 (and deadlocked FerretDB with 10 of 20 against a pool of 150). Eight update
+# commands of 10 hold at most 80 of the connections devinfra gives FerretDB's pool
+# (devinfra.postgres.FERRETDB_POOL_CONNECTIONS): room for two state machines and the others.
 WRITE_CONCURRENCY = 8
 
 

@@ -22,8 +22,10 @@ PG_USER = "postgres"
 FERRET_DB = "ferretdb"
 # FerretDB's pool of connections to PostgreSQL (its own default is 50). It holds one for every
 # update statement of a command until the command ends, so the clients' update commands under
-# way at once must need fewer statements than this, or it deadlocks (state_machine.mongo).
-FERRETDB_POOL_CONNECTIONS = 150
+# way at once must need fewer statements than this, or it deadlocks (state_machine.mongo): room
+# for two state machines (a rebalance, a replay beside the live one) and the other services.
+# PostgreSQL starts a backend per connection only when FerretDB opens it.
+FERRETDB_POOL_CONNECTIONS = 300
 
 
 def _postgres_can_reach(path: Path) -> bool:
@@ -110,7 +112,7 @@ class PostgresServer(Server):
         settings = {
             "listen_addresses": HOST,
             "unix_socket_directories": str(self.pgdata),
-            "max_connections": "200",
+            "max_connections": str(FERRETDB_POOL_CONNECTIONS + 50),  # + devinfra's, psql's
             "shared_buffers": "128MB",
             "logging_collector": "off",
             "plan_cache_mode": ferretdb_indexes.PLAN_CACHE_MODE,
