@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from pymongo import UpdateOne
 from pymongo.errors import AutoReconnect
+from pymongo.results import BulkWriteResult
 
 from devinfra.postgres import FERRETDB_POOL_CONNECTIONS
 from state_machine.mongo import (
@@ -59,13 +60,13 @@ class _CountingCollection:
         self.under_way = 0
         self.most = 0
 
-    async def bulk_write(self, ops: list[object], ordered: bool) -> object:
+    async def bulk_write(self, ops: list[object], ordered: bool) -> BulkWriteResult:
         self.under_way += len(ops)
         self.most = max(self.most, self.under_way)
         await asyncio.sleep(0.001)
         self.under_way -= len(ops)
-        return type("Result", (), {"matched_count": len(ops), "inserted_count": 0,
-                                   "upserted_count": 0, "deleted_count": 0})()
+        return BulkWriteResult({"nMatched": len(ops), "nInserted": 0, "nUpserted": 0,
+                                "nRemoved": 0}, acknowledged=True)
 
 
 async def test_chunked_writes_have_at_most_chunk_times_concurrency_operations_under_way() -> None:

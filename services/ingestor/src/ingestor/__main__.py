@@ -19,15 +19,11 @@ from runtime.logs import configure_logging
 GC_THRESHOLDS = (100_000, 50, 50)
 
 
-def tune_gc() -> None:
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def main() -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level)
     app = create_service(settings)
-    tune_gc()
+    gc.set_threshold(*GC_THRESHOLDS)
     uvicorn.run(app, host=settings.ingestor_host, port=settings.ingestor_port,
                 log_config=None, proxy_headers=False)
 
