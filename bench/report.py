@@ -8,6 +8,7 @@ dir, stopped and removed afterwards): produce 5 events for each of N returns of 
 (bench.workload), then measure
   1. the state machine (`python -m state_machine`) from start until its committed offsets reach
      the topic's end, against the bare consume-and-upsert loop (bench.state_machine_throughput);
+     at a size of seconds (at most 20,000 events) three times each, taking turns (medians);
   2. with the state machine, the query API and the ingestor running: the list per status tab,
      first page and page 20, and the counts (bench.measure_reads);
   3. webhook -> visible in the API under a paced load (bench.measure_webhooks);
@@ -25,6 +26,7 @@ import asyncio
 import json
 import logging
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -51,6 +53,7 @@ from runtime.topology import ensure_topics
 
 SHOP = "7494560109799990001"
 READ_TIMEOUT_S = 1800.0
+SHORT_RUN_EVENTS = 20_000
 R = TypeVar("R")
 
 
@@ -71,24 +74,42 @@ async def _step(size: int, what: str, action: Awaitable[R], cpu: dict[str, Any])
     return result
 
 
-async def _throughput(srv: Servers, size: int, env: Env, group: str, limit_s: float,
-                      *, cpu: dict[str, Any]) -> dict[str, Any]:
+async def _throughput(srv: Servers, size: int, env: Env, group: str, *, limit_s: float,
+                      runs: int, cpu: dict[str, Any]) -> dict[str, Any]:
+    """The state machine against the bare loop, `runs` times taking turns, each run on a
+    database of its own (the last one on `env.database` in `group`, which the later steps
+    read and go on from). The figures are the runs' medians; every run is kept too."""
     await ensure_topics(srv.kafka_bootstrap)
     produced_s = await _step(size, "producing events",
                              produce_history(srv.kafka_bootstrap, SHOP, size), cpu)
     end = await end_offsets(srv.kafka_bootstrap)
     events = sum(end.values())
-    sm = await _step(size, "state machine", time_state_machine(
-        srv, env.database, end, group=group, limit_s=limit_s, extra_env=env.common(),
-        log=env.log_dir / "state_machine.log"), cpu)
-    bare_s = await _step(size, "bare loop", time_bare_loop(srv, env.database, end), cpu)
-    bare_rate = events / bare_s
-    return {"events": events, "produced_s": produced_s, "state_machine_s": sm.total_s,
-            "state_machine_first_commit_s": sm.first_commit_s,
-            "bare_loop_s": bare_s, "state_machine_per_s": sm.rate,
-            "state_machine_steady_per_s": sm.steady_rate,
-            "bare_loop_per_s": bare_rate, "ratio": sm.rate / bare_rate,
-            "steady_ratio": sm.steady_rate / bare_rate}
+    figures: list[dict[str, float]] = []
+    for run in range(runs):
+        last = run == runs - 1
+        database = env.database if last else f"{env.database}_run{run}"
+        sm = await _step(size, "state machine", time_state_machine(
+            srv, database, end, group=group if last else None, limit_s=limit_s,
+            extra_env=env.common(),
+            log=env.log_dir / "state_machine.log"), cpu)
+        bare_s = await _step(size, "bare loop", time_bare_loop(srv, database, end), cpu)
+        bare_rate = events / bare_s
+        figures.append({"state_machine_s": sm.total_s,
+                        "state_machine_first_commit_s": sm.first_commit_s,
+                        "bare_loop_s": bare_s, "state_machine_per_s": sm.rate,
+                        "state_machine_steady_per_s": sm.steady_rate,
+                        "bare_loop_per_s": bare_rate, "ratio": sm.rate / bare_rate,
+                        "steady_ratio": sm.steady_rate / bare_rate})
+    medians = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+    return {"events": events, "produced_s": produced_s, **medians, "runs": figures}
+
+
+def throughput_runs(size: int, short_runs: int) -> int:
+    """How many times to time the state machine and the bare loop at `size` returns: a run
+    over at most `SHORT_RUN_EVENTS` events lasts seconds, and varies from run to run by as
+    much as the gap it measures (0.62-0.79 at 2,000 returns, one run each), so it is run
+    `short_runs` times; a longer run once."""
+    return short_runs if size * EVENTS_PER_RETURN <= SHORT_RUN_EVENTS else 1
 
 
 async def _accepts(ingestor: Service, bare: Service, args: argparse.Namespace
@@ -107,8 +128,9 @@ async def run_size(srv: Servers, size: int, args: argparse.Namespace, log_dir: P
     result["load_average"] = [os.getloadavg()[0]]  # other work on the machine skews every figure
     env = Env(srv.kafka_bootstrap, srv.mongodb_url, database, log_dir)
     cpu = result.setdefault("cpu", {})
-    result["throughput"] = await _throughput(srv, size, env, group,
-                                             args.catch_up_hours * 3600, cpu=cpu)
+    result["throughput"] = await _throughput(
+        srv, size, env, group, limit_s=args.catch_up_hours * 3600,
+        runs=throughput_runs(size, args.short_runs), cpu=cpu)
     state_machine, query_api, ingestor = env.state_machine(group), env.query_api(), env.ingestor()
     bare = env.bare_endpoint()
     try:
@@ -150,12 +172,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="timed requests per query")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--accept-seconds", type=float, default=20)
+    parser.add_argument("--short-runs", type=int, default=3,
+                        help="times the state machine and the bare loop run at a size of at "
+                             f"most {SHORT_RUN_EVENTS:,} events (the medians are reported)")
     parser.add_argument("--catch-up-hours", type=float, default=24,
                         help="give up on the state machine after this long")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    if min(args.track_every, args.requests, args.concurrency) < 1 or args.webhook_rate <= 0:
-        parser.error("--track-every, --requests, --concurrency and --webhook-rate must be > 0")
+    counts = (args.track_every, args.requests, args.concurrency, args.short_runs)
+    if min(counts) < 1 or args.webhook_rate <= 0:
+        parser.error("--track-every, --requests, --concurrency, --short-runs and --webhook-rate "
+                     "must be > 0")
     # aiokafka warns on each retried send while a new topic elects its leaders: harmless here
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     if args.json:

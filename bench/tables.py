@@ -53,6 +53,11 @@ def _accepted(r: dict[str, Any]) -> str:
     return f"{v['accepted']:,} of {v['sent']:,} ({v['existing_returns']:,} on loaded returns)"
 
 
+def _runs(r: dict[str, Any]) -> str:
+    runs = r["throughput"].get("runs", [])
+    return f"{len(runs)}: " + ", ".join(f"{run['steady_ratio']:.2f}" for run in runs)
+
+
 def _accept_ratio(r: dict[str, Any]) -> str:
     return f"{r['accepts_ingestor']['per_second'] / r['accepts_bare']['per_second']:.2f}"
 
@@ -82,6 +87,7 @@ def print_tables(results: list[dict[str, Any]]) -> None:
             ("bare consume + upsert loop", lambda r: _rate(r["throughput"]["bare_loop_per_s"])),
             ("ratio", lambda r: f"{r['throughput']['ratio']:.2f}"),
             ("ratio after the first commit", lambda r: f"{r['throughput']['steady_ratio']:.2f}"),
+            ("runs (medians above): each one's ratio after the first commit", _runs),
             ("events", lambda r: f"{r['throughput']['events']:,}"),
             ("machine load, 1 min avg (start / end)",
              lambda r: " / ".join(f"{x:.1f}" for x in r["load_average"])),
