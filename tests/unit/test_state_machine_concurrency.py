@@ -59,8 +59,10 @@ class _CountingCollection:
     def __init__(self) -> None:
         self.under_way = 0
         self.most = 0
+        self.commands: list[int] = []  # each command's operations
 
     async def bulk_write(self, ops: list[object], ordered: bool) -> BulkWriteResult:
+        self.commands.append(len(ops))
         self.under_way += len(ops)
         self.most = max(self.most, self.under_way)
         await asyncio.sleep(0.001)
@@ -71,12 +73,26 @@ class _CountingCollection:
 
 async def test_chunked_writes_have_at_most_chunk_times_concurrency_operations_under_way() -> None:
     collection = _CountingCollection()
-    ops = [UpdateOne({"_id": i}, {"$set": {"n": i}}) for i in range(500)]
+    ops = [UpdateOne({"_id": i}, {"$set": {"n": i}}) for i in range(480)]  # six full rounds
 
     result = await bulk_write_chunked(collection, ops, 10, 8)  # type: ignore[arg-type]
 
-    assert result.matched_count == 500
+    assert result.matched_count == 480
     assert collection.most == 80
+
+
+async def test_a_batch_just_over_one_round_is_spread_so_no_slot_writes_two_full_commands(
+) -> None:
+    collection = _CountingCollection()
+    ops = [UpdateOne({"_id": i}, {"$set": {"n": i}}) for i in range(90)]
+
+    result = await bulk_write_chunked(collection, ops, 10, 8)  # type: ignore[arg-type]
+
+    # 9 commands of 10 would leave one slot a second command of 10 after the other seven end
+    assert result.matched_count == 90
+    assert sum(collection.commands) == 90
+    assert max(collection.commands) == 6
+    assert len(collection.commands) == 15
 
 
 def test_two_state_machines_writing_at_once_fit_in_ferretdbs_pool_with_room_left() -> None:
