@@ -107,7 +107,7 @@ async def _throughput(srv: Servers, size: int, env: Env, group: str, *, limit_s:
 def throughput_runs(size: int, short_runs: int) -> int:
     """How many times to time the state machine and the bare loop at `size` returns: a run
     over at most `SHORT_RUN_EVENTS` events lasts seconds, and varies from run to run by as
-    much as the gap it measures (0.62-0.79 at 2,000 returns, one run each), so it is run
+    much as the gap it measures (0.52-0.79 at 2,000 returns, one run each), so it is run
     `short_runs` times; a longer run once."""
     return short_runs if size * EVENTS_PER_RETURN <= SHORT_RUN_EVENTS else 1
 
