@@ -38,6 +38,7 @@ from contracts.statuses import ReverseType as T
 from contracts.topics import EVENTS_TOPIC
 from runtime.topology import ensure_topics
 from state_machine.mongo import bulk_write_chunked, write_chunk_size
+from state_machine.settings import Settings as StateMachineSettings
 
 # A request the buyer appeals over and over before it is approved: every event is a valid
 # transition, so each one is applied and recorded, whatever the events-per-return ratio.
@@ -175,9 +176,12 @@ async def time_state_machine(srv: Servers, database: str, end: dict[TopicPartiti
 
 
 async def time_bare_loop(srv: Servers, database: str, end: dict[TopicPartition, int]) -> float:
+    """Seconds the bare loop takes over `end`'s records, chunked as the state machine is:
+    batches of its `STATE_MACHINE_MAX_BATCH` records, write commands of its size."""
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(srv.mongodb_url)
     collection = mongo[database]["bare"]
     chunk = await write_chunk_size(mongo[database])  # the same limit the state machine obeys
+    max_batch = StateMachineSettings().state_machine_max_batch  # as its process reads it
     consumer = AIOKafkaConsumer(bootstrap_servers=srv.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     started = time.perf_counter()
@@ -185,7 +189,7 @@ async def time_bare_loop(srv: Servers, database: str, end: dict[TopicPartition, 
         consumer.assign(list(end))
         await consumer.seek_to_beginning(*end)
         while [tp for tp in end if await consumer.position(tp) < end[tp]]:
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            batches = await consumer.getmany(timeout_ms=500, max_records=max_batch)
             latest: dict[bytes, Any] = {}
             for records in batches.values():
                 for record in records:
