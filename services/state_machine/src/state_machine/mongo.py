@@ -52,8 +52,8 @@ async def bulk_write_chunked(
     slot a second command of 10 after the others are done (20 operations' time); as 15
     commands of 6, no slot has more than 12."""
     gate = asyncio.Semaphore(concurrency)
-    rounds = -(-len(ops) // (chunk * concurrency))
-    size = max(1, -(-len(ops) // (rounds * concurrency))) if ops else 1
+    rounds = max(1, -(-len(ops) // (chunk * concurrency)))
+    size = max(1, -(-len(ops) // (rounds * concurrency)))
 
     async def one(part: list[Any]) -> tuple[int, int, int, list[dict[str, Any]]]:
         async with gate:
