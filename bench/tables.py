@@ -87,7 +87,7 @@ def print_tables(results: list[dict[str, Any]]) -> None:
             ("bare consume + upsert loop", lambda r: _rate(r["throughput"]["bare_loop_per_s"])),
             ("ratio", lambda r: f"{r['throughput']['ratio']:.2f}"),
             ("ratio after the first commit", lambda r: f"{r['throughput']['steady_ratio']:.2f}"),
-            ("runs (medians above): each one's ratio after the first commit", _runs),
+            ("runs (the median one above): each one's ratio after the first commit", _runs),
             ("events", lambda r: f"{r['throughput']['events']:,}"),
             ("machine load, 1 min avg (start / end)",
              lambda r: " / ".join(f"{x:.1f}" for x in r["load_average"])),
