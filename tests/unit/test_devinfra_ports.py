@@ -33,6 +33,16 @@ def test_excluded_ports_are_never_picked(monkeypatch: pytest.MonkeyPatch) -> Non
         assert start - 500 <= free_port(exclude=excluded) < start
 
 
+def test_a_port_is_never_handed_out_twice_even_while_nothing_binds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a test picks all its servers' ports before any of them binds (test_runner: six at once)
+    monkeypatch.setattr(proc, "LISTEN_PORTS", 1_000)
+    monkeypatch.setattr(proc, "_handed_out", set())
+    picked = [free_port() for _ in range(300)]  # of 1,000: repeats were all but certain
+    assert len(set(picked)) == 300
+
+
 def test_without_room_below_the_range_a_port_comes_from_the_kernel(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,10 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LISTEN_PORTS = 12_000  # how many ports just below the ephemeral range listening ports come from
 MIN_LISTEN_PORTS = 1_000  # fewer than this below the range: bind port 0 instead
+# Ports `free_port` has handed out in this process. A picked port stays free until its server
+# binds it, so without this two picks in a row (a test's Kafka and query API) could be the same.
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
 
 
 def _ephemeral_start() -> int:
@@ -61,21 +66,24 @@ def free_port(host: str = "127.0.0.1", exclude: Sequence[int] = ()) -> int:
     kernel's ephemeral range. One inside that range (what binding port 0 gives) is free when
     picked, but the kernel may hand it to an outgoing connection before a slow server binds
     it: Kafka's JVM takes seconds, and under the test suite's many connections it once failed
-    with "Address already in use". Still racy between two pickers; random, so rarely."""
+    with "Address already in use". Never one this process was handed before; still racy
+    between two processes picking at once (random, so rarely)."""
     high = _ephemeral_start()
     low = max(1024, high - LISTEN_PORTS)
-    for _ in range(200):
-        if high - low >= MIN_LISTEN_PORTS:
-            port = random.randrange(low, high)
-            if port in exclude or not port_is_free(port, host):
-                continue
-        else:  # an ephemeral range that starts low leaves no room below it
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((host, 0))
-                port = s.getsockname()[1]
-            if port in exclude:
-                continue
-        return port
+    with _handing_out:
+        for _ in range(200):
+            if high - low >= MIN_LISTEN_PORTS:
+                port = random.randrange(low, high)
+                if port in exclude or port in _handed_out or not port_is_free(port, host):
+                    continue
+            else:  # an ephemeral range that starts low leaves no room below it
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, 0))
+                    port = s.getsockname()[1]
+                if port in exclude or port in _handed_out:
+                    continue
+            _handed_out.add(port)
+            return port
     raise RuntimeError("could not find a free port")
 
 
