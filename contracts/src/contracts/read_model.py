@@ -4,9 +4,12 @@
 - its history collection (`<returns>_events`): one document per distinct event of a return
   (`EventRecord`), with the outcome the fold gave it, so a return's timeline has no size limit;
 - its counts collection (`<returns>_counts`): per shop and events-topic partition, how many
-  returns are in each status (`CountsDocument`), so the status tabs cost O(statuses).
+  returns are in each status (`CountsDocument`), so the status tabs cost O(statuses);
+- its known-keys collection (`<returns>_keys`): per shop, `KEY_SHARDS` sets of the keys of the
+  returns it has written anything of, which tell the state machine a new return without a
+  read (only the state machine reads them: state_machine.known_keys).
 
-The three switch together (replay): `meta.active_read_model` names the returns collection and
+The four switch together (replay): `meta.active_read_model` names the returns collection and
 the others are named after it. The state machine owns the rules that produce them
 (state_machine.domain); this module only says what they look like and which indexes serve the
 query API's queries.
@@ -39,7 +42,13 @@ SYNC_CHECKPOINTS_COLLECTION = "sync_checkpoints"
 # of another version is rebuilt by replay (`make replay`), never read half-understood. A counts
 # document's `days` is now stored as one text (`days_text`); one of nested fields, as 3 was
 # first written, reads the same and is rewritten as text by its next update: still version 3.
-READ_MODEL_SCHEMA_VERSION = 3
+# 4: the known-keys collection, which must hold every key written since the read model began.
+READ_MODEL_SCHEMA_VERSION = 4
+
+# How many key sets each shop's known keys are split into (by the return key alone): changing
+# it changes which set a key belongs to, so it needs a new schema version. Equal to the events
+# topic's partitions, so that each consumer writes only the sets of its own partitions.
+KEY_SHARDS = 12
 
 
 def events_collection(returns_collection: str) -> str:
@@ -50,6 +59,11 @@ def events_collection(returns_collection: str) -> str:
 def counts_collection(returns_collection: str) -> str:
     """The status-counts collection that belongs to a returns collection."""
     return f"{returns_collection}_counts"
+
+
+def keys_collection(returns_collection: str) -> str:
+    """The known-keys collection that belongs to a returns collection."""
+    return f"{returns_collection}_keys"
 
 
 class Outcome(StrEnum):
