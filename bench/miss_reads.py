@@ -60,7 +60,8 @@ def _return(i: int, events: int) -> dict[str, Any]:
                         update_time=T0 + events - 1, details=ReturnDetails(request_time=T0),
                         first_seen_at=NOW, last_seen_at=NOW,
                         milestones=Milestones.opened(S.AFTERSALE_APPLYING, T0))
-    change = Change(f"shop:r{i}", state, (T0 + events - 1, 1), 1, i * events, events - 1, ())
+    change = Change(f"shop:r{i}", "shop", state, (T0 + events - 1, 1), 1, i * events,
+                    events - 1, ())
     return return_document(change, "bench")
 
 

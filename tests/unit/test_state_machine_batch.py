@@ -162,4 +162,4 @@ def test_a_return_whose_every_event_is_rejected_is_not_stored_but_its_history_is
 
 def test_touched_keys_are_the_returns_of_decodable_events() -> None:
     batch = deliveries(b"junk", event("r1", S.AFTERSALE_APPLYING, 1))
-    assert touched_keys(decode_all(batch)) == {"s:r1"}
+    assert touched_keys(decode_all(batch)) == {"s:r1": "s"}

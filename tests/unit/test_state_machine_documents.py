@@ -60,7 +60,7 @@ def test_a_return_document_holds_no_nulls_and_reads_back_as_the_state_it_was() -
     due = ReturnDetails(next_actions=(SellerAction(action="A", deadline=T0 + 60),))
     for details in (ReturnDetails(), ReturnDetails(next_actions=()), due):
         state = _state(details)
-        doc = return_document(Change("s:r1", state, (T0, 1), 3, 7, 4, ()), "batch")
+        doc = return_document(Change("s:r1", "s", state, (T0, 1), 3, 7, 4, ()), "batch")
         assert _nulls(doc) == 0
         stored = stored_return(doc)
         assert (stored.state, stored.partition, stored.offset, stored.version) == (state, 3, 7, 5)

@@ -84,6 +84,7 @@ class Loaded:
 @dataclass(frozen=True)
 class Change:
     key: str
+    shop_id: str
     state: ReturnState | None  # None: no event of it applies (a stored one is then deleted)
     last_key: OrderKey
     partition: int
@@ -183,8 +184,9 @@ def decode_all(deliveries: list[Delivery]) -> Decoded:
     return [(delivery, decode(delivery)) for delivery in deliveries]
 
 
-def touched_keys(decoded: Decoded) -> set[str]:
-    return {item.key for _, item in decoded if isinstance(item, ReturnEvent)}
+def touched_keys(decoded: Decoded) -> dict[str, str]:
+    """The keys of the returns the batch's events are of, each with its shop."""
+    return {item.key: item.shop_id for _, item in decoded if isinstance(item, ReturnEvent)}
 
 
 def touched_counts(decoded: Decoded) -> set[CountsKey]:
@@ -335,7 +337,7 @@ def plan(decoded: Decoded, loaded: Loaded) -> BatchPlan:
         last_key = max([stored.last_key if stored else BEFORE_ALL,
                         *((r.update_time, r.rank) for r in records)])
         result.changes.append(Change(
-            key, state, last_key, items[-1][0].partition, items[-1][0].offset,
+            key, items[0][1].shop_id, state, last_key, items[-1][0].partition, items[-1][0].offset,
             stored.version if stored else None, tuple(changed),
             frozenset(r.event.event_id for r in changed
                       if r.event.event_id not in before_events),

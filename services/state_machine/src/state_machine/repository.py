@@ -39,6 +39,7 @@ from contracts.read_model import (
     RETURNS_INDEXES,
     counts_collection,
     events_collection,
+    keys_collection,
 )
 from runtime.indexes import ensure_indexes
 from runtime.read_model import active_returns_collection
@@ -62,6 +63,7 @@ from state_machine.documents import (
     stored_event,
     stored_return,
 )
+from state_machine.known_keys import KnownKeysStore
 from state_machine.mongo import (
     DUPLICATE_KEY,
     FERRETDB_WRITE_CHUNK,
@@ -174,6 +176,8 @@ class ReadModelRepository:
         self.events = db.get_collection(events_collection(collection))
         self.counts = CountsStore(db.get_collection(counts_collection(collection)),
                                   cache_size // 10)
+        self.known = KnownKeysStore(db.get_collection(keys_collection(collection)),
+                                    cache_size // 4)  # a shop's sets: KEY_SHARDS entries
         self.rejections = db.get_collection(REJECTIONS_COLLECTION)
 
     async def ensure_indexes(self) -> None:
@@ -191,9 +195,11 @@ class ReadModelRepository:
         loaded.returns = {k: self.cache[k] for k in keys if k in self.cache}
         metrics.CACHE.labels("hit").inc(len(loaded.returns))
         metrics.CACHE.labels("miss").inc(len(keys) - len(loaded.returns))
-        loaded.counted, fetched = await asyncio.gather(
+        loaded.counted, (new, fetched) = await asyncio.gather(
             self.counts.offsets(touched_counts(decoded)),
-            gather_bounded([k for k in keys if k not in self.cache], self._load_uncached))
+            self._load_missed({k: shop for k, shop in keys.items() if k not in self.cache}))
+        metrics.CACHE.labels("known_new").inc(len(new))
+        loaded.histories |= {key: [] for key in new}  # nothing stored: nothing to read
         for key, (stored, history) in fetched.items():
             if history is not None:
                 loaded.histories[key] = history
@@ -204,6 +210,14 @@ class ReadModelRepository:
         wanted = needs_history(decoded, loaded.returns, loaded.counted) - loaded.histories.keys()
         loaded.histories |= await gather_bounded(wanted, self._load_history)
         return loaded
+
+    async def _load_missed(self, missed: dict[str, str]) -> tuple[
+            set[str], dict[str, tuple[Stored | None, list[StoredEvent] | None]]]:
+        """Of the returns the cache missed (key -> shop), those certainly new (no read), and
+        what is stored of the others."""
+        new = await self.known.unknown(missed)
+        return new, await gather_bounded([k for k in missed if k not in new],
+                                         self._load_uncached)
 
     async def _load_uncached(self, key: str) -> tuple[Stored | None, list[StoredEvent] | None]:
         """A return not in the cache, and its history when that came first (see `MissMix`).
@@ -228,6 +242,7 @@ class ReadModelRepository:
         for key in keys:
             self.cache.pop(key, None)
         self.counts.forget()
+        self.known.forget()
 
     # ----------------------------------------------------------------------------- writes
 
@@ -243,7 +258,10 @@ class ReadModelRepository:
                           if r.event.event_id not in c.new_events]
         returns = [op for c in plan.changes if (op := self._return_op(c, batch_id))]
         try:
-            if not await self._save_counts(plan.counts):
+            # Before anything of them is stored: a key not in its set is taken for new.
+            if not all(await asyncio.gather(
+                    self.known.add({c.key: c.shop_id for c in plan.changes}),
+                    self._save_counts(plan.counts))):
                 return False
             if not await self._save_events(new_events, changed_events):
                 return False
