@@ -14,6 +14,8 @@ REDELIVERED = Counter("state_machine_redelivered_total", "Records already applie
 WRITE_CONFLICTS = Counter("state_machine_write_conflicts_total", "Returns replanned after a race")
 CACHE = Counter("state_machine_cache_total",
                 "Returns a batch touched, by whether the write-through cache held them", ["result"])
+KNOWN_NEW = Counter("state_machine_known_new_total",
+                    "Cache misses the known keys showed to be new returns: not read")
 BATCH_SECONDS = Histogram("state_machine_batch_seconds", "Time to apply one consumed batch")
 RETRIES = Counter("state_machine_retries_total", "Batches retried after an infrastructure error")
 POISON = Counter("state_machine_poison_total",

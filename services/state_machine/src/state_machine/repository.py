@@ -1,16 +1,18 @@
 """MongoDB adapter of the state machine: load what a batch touches, store its plan.
 
-Three collections per read model (see `contracts.read_model`): returns (one small document per
+Four collections per read model (see `contracts.read_model`): returns (one small document per
 return, `_id` = "shop_id:return_id", guarded by `version`), their history (one document per
-distinct event, `_id` = event id) and status counts (per shop and partition, guarded by the
-offset they hold: `state_machine.counts`). A plan is written in that order: counts, history,
-(its rejections are published), returns. Each write is idempotent or guarded, so a crash
-between any two of them, or a redelivered batch, changes nothing twice (see
+distinct event, `_id` = event id), status counts (per shop and partition, guarded by the
+offset they hold: `state_machine.counts`) and known keys (per shop and key shard, guarded by
+their version: `state_machine.known_keys`). A plan is written in that order: counts and known
+keys, history, (its rejections are published), returns. Each write is idempotent or guarded,
+so a crash between any two of them, or a redelivered batch, changes nothing twice (see
 state_machine.batch).
 
 Every read is by key (`_id`, or a return's history by `return_key`), issued concurrently:
 O(log n) each on MongoDB and, with devinfra's expression indexes, on FerretDB too; never `$in`,
-which FerretDB v1 answers by scanning the collection.
+which FerretDB v1 answers by scanning the collection. A return the known keys show to be new
+is not read at all.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ class ReadModelRepository:
         loaded.counted, (new, fetched) = await asyncio.gather(
             self.counts.offsets(touched_counts(decoded)),
             self._load_missed({k: shop for k, shop in keys.items() if k not in self.cache}))
-        metrics.CACHE.labels("known_new").inc(len(new))
+        metrics.KNOWN_NEW.inc(len(new))
         loaded.histories |= {key: [] for key in new}  # nothing stored: nothing to read
         for key, (stored, history) in fetched.items():
             if history is not None:
@@ -247,7 +249,8 @@ class ReadModelRepository:
     # ----------------------------------------------------------------------------- writes
 
     async def save(self, plan: BatchPlan, announce: Announce) -> bool:
-        """Store the plan: counts, history, then `announce` its rejections, then the returns.
+        """Store the plan: counts and known keys, history, then `announce` its rejections,
+        then the returns.
         False when a write lost a race with another consumer (the batch must be loaded and
         planned again); what was written is kept, and the next plan accounts for it."""
         batch_id = uuid.uuid4().hex
