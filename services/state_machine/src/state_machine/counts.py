@@ -19,12 +19,11 @@ from typing import Any
 
 from cachetools import LRUCache
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from contracts.read_model import CountsDocument, DayHistogram, days_text
 from state_machine.batch import CountChange, CountsKey
 from state_machine.documents import counts_id
-from state_machine.mongo import gather_bounded
+from state_machine.mongo import gather_bounded, insert_new, update_guarded
 
 Document = dict[str, Any]
 
@@ -93,13 +92,10 @@ class CountsStore:
         pair = (change.shop_id, change.partition)
         if change.expected_offset is None:
             after = Counted(change.offset, days_after({}, change.day_delta))
-            try:
-                await self.collection.insert_one({
-                    "_id": counts_id(pair), "shop_id": change.shop_id,
-                    "partition": change.partition, "offset": after.offset,
-                    "counts": change.delta, "days": days_text(after.days)})
-            except DuplicateKeyError:
-                return False
+            written = await insert_new(self.collection, {
+                "_id": counts_id(pair), "shop_id": change.shop_id,
+                "partition": change.partition, "offset": after.offset,
+                "counts": change.delta, "days": days_text(after.days)})
         else:
             before = self.cache.get(pair)
             if before is None or before.offset != change.expected_offset:
@@ -112,9 +108,10 @@ class CountsStore:
                 update["$set"]["days"] = days_text(after.days)
             if change.delta:
                 update["$inc"] = {f"counts.{status}": n for status, n in change.delta.items()}
-            result = await self.collection.update_one(
-                {"_id": counts_id(pair), "offset": change.expected_offset}, update)
-            if result.matched_count != 1:
-                return False
+            written = await update_guarded(
+                self.collection, {"_id": counts_id(pair), "offset": change.expected_offset},
+                update)
+        if not written:
+            return False
         self.cache[pair] = after
         return True

@@ -27,10 +27,9 @@ from typing import Any
 
 from cachetools import LRUCache
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from state_machine.keyset import KeySet, shard_of
-from state_machine.mongo import gather_bounded
+from state_machine.mongo import gather_bounded, insert_new, update_guarded
 
 Document = dict[str, Any]
 Shard = tuple[str, int]  # (shop_id, shard)
@@ -96,18 +95,15 @@ class KnownKeysStore:
         known = Known(before.version + 1, after)
         layers = after.to_document()
         if before.version == 0:
-            try:
-                await self.collection.insert_one({
-                    "_id": _document_id(shard), "shop_id": shard[0], "shard": shard[1],
-                    "version": known.version, "layers": layers})
-            except DuplicateKeyError:
-                return False
+            written = await insert_new(self.collection, {
+                "_id": _document_id(shard), "shop_id": shard[0], "shard": shard[1],
+                "version": known.version, "layers": layers})
         else:
-            result = await self.collection.update_one(
-                {"_id": _document_id(shard), "version": before.version},
+            written = await update_guarded(
+                self.collection, {"_id": _document_id(shard), "version": before.version},
                 {"$set": {"version": known.version, "layers": layers}})
-            if result.matched_count != 1:
-                return False
+        if not written:
+            return False
         self.cache[shard] = self.seen[shard] = known
         return True
 

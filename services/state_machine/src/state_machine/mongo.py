@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import BulkWriteResult
 
 Document = dict[str, Any]
@@ -84,6 +84,23 @@ async def bulk_write_chunked(
          "nRemoved": deleted, "upserted": []},
         acknowledged=True,
     )
+
+
+async def insert_new(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert a document that was read as absent; False when another writer inserted it
+    first (the caller reads it again)."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def update_guarded(collection: AsyncCollection[Document], guard: Document,
+                         update: Document) -> bool:
+    """Update the document matching `guard` (its `_id` and the value it was read with);
+    False when another writer moved it on first (the caller reads it again)."""
+    return (await collection.update_one(guard, update)).matched_count == 1
 
 
 async def gather_bounded(
