@@ -72,4 +72,4 @@ class CpuMeter:
         self.seconds = {kind: round(s, 1) for kind, s in ranked if s >= SHOWN_S}
 
     def summary(self) -> str:
-        return ", ".join(f"{kind} {s:.0f}" for kind, s in self.seconds.items())
+        return ", ".join(f"{kind} {s:.1f}" for kind, s in self.seconds.items())

@@ -5,9 +5,10 @@
 Fresh local servers (as `bench.common.servers`, durable), with PostgreSQL restarted to load
 `pg_stat_statements`; the events of `bench.state_machine_throughput` produced; then, for each
 of `--run`, its rate, the CPU seconds each process spent (`bench.cpu`), and PostgreSQL's
-statements by total execution time (calls, total and mean ms), reset between runs. Last, each
-collection table's rows and average stored and text size of its documents (FerretDB keeps a
-type schema beside the values). Figures only, no assertions.
+statements by total execution time (calls, total and mean ms, and the ms spent planning them:
+devinfra plans each execution), reset between runs. Last, each collection table's rows and
+average stored and text size of its documents (FerretDB keeps a type schema beside the
+values). Figures only, no assertions.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from runtime.topology import ensure_topics
 TOP_STATEMENTS = 8
 STATEMENTS = """
 SELECT calls, round(total_exec_time)::bigint, round(mean_exec_time::numeric, 3),
+       round(total_plan_time)::bigint,
        left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s
 """
@@ -57,8 +59,9 @@ def _sql(infra: Infra, query: str | sql.Composed, params: tuple[Any, ...] = (),
 
 
 def _statements(infra: Infra) -> None:
-    for calls, total_ms, mean_ms, text in _sql(infra, STATEMENTS, (TOP_STATEMENTS,)):
-        print(f"  {calls:>9,} calls {total_ms:>9,} ms {mean_ms:>8} ms/call  {text}")
+    for calls, total_ms, mean_ms, plan_ms, text in _sql(infra, STATEMENTS, (TOP_STATEMENTS,)):
+        print(f"  {calls:>9,} calls {total_ms:>9,} ms {mean_ms:>8} ms/call "
+              f"(+{plan_ms:,} ms planning)  {text}")
     _sql(infra, "SELECT pg_stat_statements_reset()")
 
 
@@ -96,6 +99,9 @@ def main() -> None:
             infra.stop_postgres()
             infra.start_postgres()
             _sql(infra, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # every statement is planned per execution (plan_cache_mode): count that too
+            _sql(infra, "ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+            _sql(infra, "SELECT pg_reload_conf()")
             asyncio.run(_run(infra, args, database))
             print("\ntable: rows, average stored bytes, average text bytes of a document")
             for schema, table in _sql(infra, TABLES, (database,)):
