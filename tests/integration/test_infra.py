@@ -144,39 +144,39 @@ def test_a_declared_index_becomes_gin_indexes_on_its_equality_keys_and_a_name_of
     postgres, ferretdb = ferretdb_on_postgres
     client: MongoClient[dict[str, Any]] = MongoClient(ferretdb.url)
     try:
-        events = client["idx_fields"]["events"]
+        events = client["idx-fields"]["events"]
         events.insert_one({"_id": "e1", "return_key": "s:r", "shop_id": "s", "update_time": 1})
         declared = [([("return_key", 1), ("update_time", 1), ("rank", 1)], "return_order"),
                     ([("shop_id", 1), ("details.request_time", 1)], "shop_requested")]
         for keys, name in declared * 2:  # the second time, as at every start: nothing changes
             events.create_index(keys, name=name)
-        table = _collection_table(postgres, "idx_fields", "events")
-        indexdefs = _indexes(postgres, "idx_fields", table)
+        table = _collection_table(postgres, "idx-fields", "events")
+        indexdefs = _indexes(postgres, "idx-fields", table)
         # equality keys only: update_time and rank are sort keys, details.request_time nested
         assert _gin_fields(indexdefs) == {"_id", "return_key", "shop_id"}
         btrees = [d for d in indexdefs if "USING btree" in d]
         assert len(btrees) == 1, indexdefs
         assert "CREATE UNIQUE INDEX" in btrees[0]  # FerretDB's own, on _id
         # the declared btrees' names, kept by empty indexes on another table of the schema
-        assert len(_placeholders(postgres, "idx_fields")) == 2
+        assert len(_placeholders(postgres, "idx-fields")) == 2
         # as on MongoDB: the declared names are listed, found through the GIN index, droppable
         assert {i["name"] for i in events.list_indexes()} == {"_id_", "return_order",
                                                               "shop_requested"}
         assert [d["_id"] for d in events.find({"return_key": "s:r"})] == ["e1"]
         events.drop_index("shop_requested")
-        assert len(_placeholders(postgres, "idx_fields")) == 1
-        assert _indexes(postgres, "idx_fields", table) == indexdefs
+        assert len(_placeholders(postgres, "idx-fields")) == 1
+        assert _indexes(postgres, "idx-fields", table) == indexdefs
         # a dropped collection takes its names along: created again, it declares them again
         events.drop()
-        assert _placeholders(postgres, "idx_fields") == []
+        assert _placeholders(postgres, "idx-fields") == []
         events.insert_one({"_id": "e2", "return_key": "s:r"})
         for keys, name in declared:
             events.create_index(keys, name=name)
-        assert len(_placeholders(postgres, "idx_fields")) == 2
+        assert len(_placeholders(postgres, "idx-fields")) == 2
         assert [d["_id"] for d in events.find({"return_key": "s:r"})] == ["e2"]
     finally:
         client.close()
-    assert not _gin_fields(_indexes(postgres, "idx_fields", "_ferretdb_database_metadata"))
+    assert not _gin_fields(_indexes(postgres, "idx-fields", "_ferretdb_database_metadata"))
 
 
 def test_ferretdbs_prepared_find_by_id_is_a_bitmap_index_scan_on_the_gin_index(

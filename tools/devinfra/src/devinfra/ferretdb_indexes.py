@@ -87,8 +87,8 @@ $$;
 CREATE OR REPLACE FUNCTION public.devinfra_placeholder(tbl regclass, idx_name name)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    schema CONSTANT name := (SELECT relnamespace::regnamespace::name FROM pg_class
-                             WHERE oid = tbl);
+    schema CONSTANT name := (SELECT n.nspname FROM pg_class c
+                             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
 BEGIN
     EXECUTE format('CREATE TABLE IF NOT EXISTS %I.{names_table} (unused int)', schema);
     EXECUTE format('CREATE INDEX %I ON %I.{names_table} (unused) WHERE false', idx_name, schema);
