@@ -25,7 +25,7 @@ in the same schema, not on the collection's table: an index name is unique in it
 FerretDB's ``DROP INDEX`` finds it there, and the collection's table has only the indexes that
 serve. Placeholders on the table itself cost every query and every write through FerretDB:
 with plans made per execution, the planner opens and examines each index of the table (an
-update by ``_id`` on the returns, with 13 of them: 0.16 ms planning against 0.08 without,
+update by ``_id`` on the returns, with 13 of them: 0.16 ms planning against 0.09 without,
 ``python -m bench.store_profile --returns 2000 --events 20000 --run sm``). A placeholder's
 comment names its collection's table (by oid); a third event trigger, on ``DROP TABLE``, drops
 the placeholders of a dropped collection, so a collection created again under that name can
