@@ -7,7 +7,8 @@ GIN expression index (``jsonb_path_ops``) on ``_jsonb->'<field>'`` serves that s
 the planner sees the field name, i.e. plans each execution (``plan_cache_mode =
 force_custom_plan``; a generic plan of FerretDB's prepared statements cannot use it).
 
-Two event triggers in FerretDB's database translate, FerretDB's own code unchanged:
+Two event triggers in FerretDB's database translate, FerretDB's own code unchanged (a third
+keeps the placeholders tidy, below):
 
 - on ``CREATE TABLE`` (a new collection): a GIN index on ``_id``;
 - on ``CREATE INDEX`` (the app's ``createIndexes``, which FerretDB turns into a btree expression
@@ -82,14 +83,18 @@ BEGIN
 END
 $$;
 
--- The empty index that keeps a declared index's name, on the names table of the schema of
--- `tbl` (created on first use), its comment naming `tbl`.
-CREATE OR REPLACE FUNCTION public.devinfra_placeholder(tbl regclass, idx_name name)
-RETURNS void LANGUAGE plpgsql AS $$
+-- An index of a collection's table replaced by the empty index that keeps its name, on the
+-- names table of the same schema (created on first use), its comment naming the table: a
+-- declared btree, or a placeholder an earlier data dir kept on the table itself.
+CREATE OR REPLACE FUNCTION public.devinfra_to_placeholder(idx regclass) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
+    tbl CONSTANT regclass := (SELECT indrelid FROM pg_index WHERE indexrelid = idx);
+    idx_name CONSTANT name := (SELECT relname FROM pg_class WHERE oid = idx);
     schema CONSTANT name := (SELECT n.nspname FROM pg_class c
                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
 BEGIN
+    EXECUTE format('DROP INDEX %s', idx);
     EXECUTE format('CREATE TABLE IF NOT EXISTS %I.{names_table} (unused int)', schema);
     EXECUTE format('CREATE INDEX %I ON %I.{names_table} (unused) WHERE false', idx_name, schema);
     EXECUTE format('COMMENT ON INDEX %I.%I IS %L', schema, idx_name, tbl::oid::text);
@@ -102,11 +107,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     fields CONSTANT text[] := ARRAY[{fields}];
     tbl regclass;
-    idx_name name;
     def text;
     field text;
 BEGIN
-    SELECT i.indrelid::regclass, c.relname, pg_get_indexdef(i.indexrelid) INTO tbl, idx_name, def
+    SELECT i.indrelid::regclass, pg_get_indexdef(i.indexrelid) INTO tbl, def
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
     WHERE i.indexrelid = idx AND am.amname = 'btree' AND NOT i.indisunique
       AND i.indpred IS NULL;
@@ -121,20 +125,7 @@ BEGIN
             PERFORM public.devinfra_gin_index(tbl, field);
         END IF;
     END LOOP;
-    EXECUTE format('DROP INDEX %s', idx);
-    PERFORM public.devinfra_placeholder(tbl, idx_name);
-END
-$$;
-
--- A placeholder an earlier data dir kept on the collection's table itself: to the names table.
-CREATE OR REPLACE FUNCTION public.devinfra_move_placeholder(idx regclass) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    tbl CONSTANT regclass := (SELECT indrelid FROM pg_index WHERE indexrelid = idx);
-    idx_name CONSTANT name := (SELECT relname FROM pg_class WHERE oid = idx);
-BEGIN
-    EXECUTE format('DROP INDEX %s', idx);
-    PERFORM public.devinfra_placeholder(tbl, idx_name);
+    PERFORM public.devinfra_to_placeholder(idx);
 END
 $$;
 
@@ -206,7 +197,8 @@ SELECT public.devinfra_translate_index(i.indexrelid)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'pg_toast');
-SELECT public.devinfra_move_placeholder(i.indexrelid)
+-- placeholders an earlier data dir kept on the collection's table itself
+SELECT public.devinfra_to_placeholder(i.indexrelid)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'pg_toast')
