@@ -251,6 +251,32 @@ def test_the_index_check_fails_in_one_line_without_custom_plans_or_the_trigger()
         assert "\n" not in str(failure.value)
 
 
+def _checked(postgres: PostgresServer) -> str:
+    """The start check's query, as devinfra's psql prints it (``mode|t``)."""
+    with psycopg.connect(**_conninfo(postgres)) as conn:
+        row = conn.execute(ferretdb_indexes.CHECK_SQL).fetchone()
+    assert row is not None
+    return f"{row[0]}|{'t' if row[1] else 'f'}"
+
+
+@pytest.mark.parametrize("trigger", [ferretdb_indexes.TABLE_TRIGGER,
+                                     ferretdb_indexes.INDEX_TRIGGER,
+                                     ferretdb_indexes.DROP_TRIGGER])
+def test_the_start_check_notices_each_trigger_disabled(
+    ferretdb_on_postgres: tuple[PostgresServer, FerretDBServer], trigger: str,
+) -> None:
+    postgres, _ = ferretdb_on_postgres
+    ferretdb_indexes.check(_checked(postgres))  # as installed
+    alter = sql.SQL("ALTER EVENT TRIGGER {} {}")
+    with psycopg.connect(**_conninfo(postgres), autocommit=True) as conn:
+        conn.execute(alter.format(sql.Identifier(trigger), sql.SQL("DISABLE")))
+        try:
+            with pytest.raises(ServerStartError, match=trigger):
+                ferretdb_indexes.check(_checked(postgres))
+        finally:
+            conn.execute(alter.format(sql.Identifier(trigger), sql.SQL("ENABLE")))
+
+
 def test_every_server_exits_within_10s_of_sigterm() -> None:
     data_dir = _temp_data_dir()
     infra = Infra(data_dir, durable=False)
