@@ -17,16 +17,25 @@ ingestor receives it. The ingestor writes everything after that.
     last_command_id, and while a sync runs `lease` {token, command_id, expires_at}.
 The lease keeps two processes from syncing one shop at once (commands are keyed by shop, so
 normally one consumer handles them in order; the lease covers rebalances and stray processes).
+
+A process's updates of job documents take turns (`_job_writes`): a job's runner and its
+worker's heartbeat update the same document, and FerretDB v1 applies an update as a read of
+the document, then a write of all of it, with nothing in between to stop another update: of
+two at once, the later write undoes the earlier. A heartbeat that read a job just before its
+runner wrote "succeeded" set it back to "running"; once its heartbeat aged, a recovery scan
+ran the whole sync again. MongoDB updates a document atomically; the turns cost it nothing
+that matters (a few small writes per page).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -90,6 +99,7 @@ class SyncJobs:
         self.jobs: AsyncCollection[Document] = db[SYNC_JOBS_COLLECTION]
         self.checkpoints: AsyncCollection[Document] = db[SYNC_CHECKPOINTS_COLLECTION]
         self._indexed = False
+        self._job_writes = asyncio.Lock()
 
     async def ensure_indexes(self) -> None:
         if self._indexed:
@@ -123,16 +133,19 @@ class SyncJobs:
         return doc
 
     async def start(self, job_id: str, since: int, until: int) -> None:
-        await self.jobs.update_one(
-            {"_id": job_id},
-            {"$set": {"status": JobStatus.RUNNING.value, "since": since, "until": until,
-                      "started_at": utcnow(), "finished_at": None, "error": None,
-                      "pages": 0, "returns_seen": 0, "events_published": 0, "rejected": 0},
-             "$inc": {"attempts": 1}},
-        )
+        async with self._job_writes:
+            await self.jobs.update_one(
+                {"_id": job_id},
+                {"$set": {"status": JobStatus.RUNNING.value, "since": since, "until": until,
+                          "started_at": utcnow(), "finished_at": None, "error": None,
+                          "pages": 0, "returns_seen": 0, "events_published": 0,
+                          "rejected": 0},
+                 "$inc": {"attempts": 1}},
+            )
 
     async def progress(self, job_id: str, counts: dict[str, int]) -> None:
-        await self.jobs.update_one({"_id": job_id}, {"$set": dict(counts)})
+        async with self._job_writes:
+            await self.jobs.update_one({"_id": job_id}, {"$set": dict(counts)})
 
     async def finish(
         self, job_id: str, status: JobStatus, counts: dict[str, int], error: str | None,
@@ -142,26 +155,33 @@ class SyncJobs:
                             "finished_at": utcnow()}
         if window is not None:
             update["since"], update["until"] = window
-        await self.jobs.update_one({"_id": job_id}, {"$set": update})
+        async with self._job_writes:
+            await self.jobs.update_one({"_id": job_id}, {"$set": update})
 
     async def get_job(self, job_id: str) -> Document | None:
         return await self.jobs.find_one({"_id": job_id})
 
     async def claim(self, job_id: str, owner: str, stale_before: datetime) -> bool:
         """Make `owner` the job's worker unless another one holds it with a fresh heartbeat."""
-        taken = await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": list(ACTIVE_JOB_STATUSES)},
-             "$or": [{"owner": {"$exists": False}}, {"owner": owner},
-                     {"heartbeat_at": {"$lt": stale_before}}]},
-            {"$set": {"owner": owner, "heartbeat_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        async with self._job_writes:
+            taken = await self.jobs.find_one_and_update(
+                {"_id": job_id, "status": {"$in": list(ACTIVE_JOB_STATUSES)},
+                 "$or": [{"owner": {"$exists": False}}, {"owner": owner},
+                         {"heartbeat_at": {"$lt": stale_before}}]},
+                {"$set": {"owner": owner, "heartbeat_at": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+            )
         return taken is not None and taken.get("owner") == owner
 
     async def heartbeat(self, owner: str, job_ids: list[str]) -> None:
+        """Renew the heartbeat of these jobs while `owner` holds them; one update by `_id` each
+        (FerretDB answers `$in` by reading the whole collection, every job ever run)."""
         if job_ids:
-            await self.jobs.update_many({"_id": {"$in": job_ids}, "owner": owner},
-                                        {"$set": {"heartbeat_at": utcnow()}})
+            now = utcnow()
+            async with self._job_writes:
+                await self.jobs.bulk_write(
+                    [UpdateOne({"_id": job_id, "owner": owner}, {"$set": {"heartbeat_at": now}})
+                     for job_id in job_ids], ordered=False)
 
     def _stale(self, stale_before: datetime) -> Document:
         return {"status": {"$in": list(ACTIVE_JOB_STATUSES)},
@@ -174,11 +194,13 @@ class SyncJobs:
 
     async def fail_stale(self, shop_id: str, stale_before: datetime) -> int:
         """Fail the shop's jobs whose worker stopped, so they no longer hold the shop up."""
-        result = await self.jobs.update_many(
-            {"shop_id": shop_id, **self._stale(stale_before)},
-            {"$set": {"status": JobStatus.FAILED.value, "finished_at": utcnow(),
-                      "error": "its worker stopped (no heartbeat for too long); run it again"}},
-        )
+        async with self._job_writes:
+            result = await self.jobs.update_many(
+                {"shop_id": shop_id, **self._stale(stale_before)},
+                {"$set": {"status": JobStatus.FAILED.value, "finished_at": utcnow(),
+                          "error": "its worker stopped (no heartbeat for too long); "
+                                   "run it again"}},
+            )
         return result.modified_count
 
     async def active_job(self, shop_id: str) -> Document | None:
