@@ -60,10 +60,10 @@ class FakeStore:
             self.jobs[job_id].update(since=window[0], until=window[1])
 
     async def checkpoint(self, shop_id: str) -> Checkpoint | None:
-        doc = self.checkpoints.get(shop_id, {})
-        if doc.get("synced_until") is None:
+        doc = self.checkpoints.get(shop_id)
+        if doc is None:
             return None
-        return Checkpoint(shop_id, doc["synced_until"], doc.get("last_success_at"),
+        return Checkpoint(shop_id, doc.get("synced_until"), doc.get("last_success_at"),
                           doc.get("last_command_id"))
 
     async def acquire_lease(self, shop_id: str, command_id: str, ttl_s: float) -> Lease | None:
@@ -236,6 +236,33 @@ async def test_a_redelivered_finished_command_is_not_run_again(harness: Harness)
     assert await harness.service.handle(command) == SyncResult.SKIPPED
     assert len(harness.bus.events) == published
     assert harness.store.jobs[str(command.command_id)]["status"] in FINISHED
+
+
+async def test_a_job_taken_over_after_its_sync_moved_the_checkpoint_is_not_run_again(
+    harness: Harness
+) -> None:
+    # Its worker wrote the checkpoint (`succeed`), then stopped before the job said so.
+    command = SyncCommand(shop_id=LEGACY_SHOP)
+    job_id = str(command.command_id)
+    assert await harness.service.handle(command) == SyncResult.SUCCEEDED
+    published = len(harness.bus.events)
+    harness.store.jobs[job_id]["status"] = "running"
+    assert await harness.service.handle(command) == SyncResult.SUCCEEDED
+    assert len(harness.bus.events) == published
+    job = harness.store.jobs[job_id]
+    assert job["status"] == "succeeded"
+    assert (job["pages"], job["returns_seen"], job["attempts"]) == (2, 120, 1)
+
+
+async def test_a_job_taken_over_before_its_sync_moved_the_checkpoint_runs_again(
+    harness: Harness
+) -> None:
+    command = SyncCommand(shop_id=LEGACY_SHOP)
+    job_id = str(command.command_id)
+    harness.store.jobs[job_id] = queued_job(command) | {"status": "running", "attempts": 1}
+    assert await harness.service.handle(command) == SyncResult.SUCCEEDED
+    assert len(harness.bus.events) == 120
+    assert harness.store.jobs[job_id]["attempts"] == 2
 
 
 async def test_a_refused_token_fails_the_job_and_keeps_the_checkpoint(harness: Harness) -> None:

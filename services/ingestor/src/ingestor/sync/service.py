@@ -3,7 +3,8 @@
 For each command the ingestor
 
 1. records the job in `sync_jobs` (queued; a redelivered command whose job already succeeded or
-   failed is acknowledged and not run again);
+   failed is acknowledged and not run again, nor is a job taken over whose sync had already
+   moved the checkpoint when its worker stopped);
 2. takes the shop's lease (`lease.py`), renewed while the sync runs;
 3. resolves the window (`window.py`);
 4. pages through TikTok: every mapped `ReturnEvent` goes to EVENTS_TOPIC, every record that
@@ -155,6 +156,8 @@ class SyncService:
             bound.info("sync_command_already_done", status=job.get("status"))
             self.metrics.sync_jobs.labels(result=SyncResult.SKIPPED.value).inc()
             return SyncResult.SKIPPED
+        if job.get("attempts") and await self._found_done(job, shop_id):
+            return SyncResult.SUCCEEDED
 
         counts = Counts()
         window: Window | None = None
@@ -202,6 +205,20 @@ class SyncService:
         bound.info("sync_succeeded", seconds=round(elapsed, 3),
                    checkpoint=window.checkpoint_after if window else None, **counts.as_dict())
         return SyncResult.SUCCEEDED
+
+    async def _found_done(self, job: Document, shop_id: str) -> bool:
+        """A job started before whose sync was done, as the shop's checkpoint says, while its
+        worker stopped before the job did: recorded as succeeded, not fetched all again."""
+        job_id = str(job["_id"])
+        checkpoint = await until_stored("checkpoint", lambda: self.store.checkpoint(shop_id))
+        if checkpoint is None or checkpoint.last_command_id != job_id:
+            return False
+        done = Counts(**{name: int(job.get(name) or 0) for name in Counts().as_dict()})
+        await self._finish(job_id, JobStatus.SUCCEEDED, done, None, None)
+        self.metrics.sync_jobs.labels(result=SyncResult.SUCCEEDED.value).inc()
+        log.warning("sync_job_found_done", command_id=job_id, shop_id=shop_id,
+                    **done.as_dict())
+        return True
 
     async def _finish(self, job_id: str, status: JobStatus, counts: Counts, error: str | None,
                       window: Window | None) -> None:
