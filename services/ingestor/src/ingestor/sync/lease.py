@@ -5,6 +5,7 @@ renewed in the background, released by the sync's last write (`SyncJobs.succeed`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 
@@ -44,11 +45,19 @@ async def acquire_lease(
 
 async def with_heartbeat(store: SyncJobs, lease: Lease, ttl_s: float,
                          work: Awaitable[None]) -> None:
-    """Await `work`, renewing the lease every third of its time to live meanwhile."""
+    """Await `work`, renewing the lease every third of its time to live meanwhile.
+
+    A renewal under way when the work ends is waited for, not cancelled: cancelling stops
+    only our wait, and FerretDB, which writes an update back as the whole document it read
+    before, would still write the lease back over the sync's last write (`succeed`)."""
+    stop = asyncio.Event()
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(ttl_s / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ttl_s / 3)
+            if stop.is_set():
+                return
             try:
                 if not await store.renew_lease(lease, ttl_s):
                     log.warning("sync_lease_lost", shop_id=lease.shop_id,
@@ -60,5 +69,10 @@ async def with_heartbeat(store: SyncJobs, lease: Lease, ttl_s: float,
     heartbeat = asyncio.create_task(beat())
     try:
         await work
-    finally:
+    except asyncio.CancelledError:  # shutting down: nothing of the sync is written after
         await cancel_and_wait(heartbeat)
+        raise
+    finally:
+        if not heartbeat.done():
+            stop.set()
+            await heartbeat
