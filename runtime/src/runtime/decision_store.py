@@ -12,8 +12,6 @@ crash between two leaves nothing that blocks a later decision.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +31,7 @@ from contracts.decisions import (
     DecisionStatus,
 )
 from runtime.indexes import ensure_indexes
+from runtime.turns import KeyedTurns
 
 Document = dict[str, Any]
 _TIMES = ("created_at", "sent_at", "finished_at")
@@ -93,14 +92,7 @@ class DecisionStore:
         # This process's decisions on one return are opened in turn: FerretDB v1 checks the
         # lock's guard (`decision_id`) when it reads the lock, not when it writes it back, so
         # two decisions at once could each take it and both reach TikTok.
-        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = \
-            weakref.WeakValueDictionary()
-
-    def _turn(self, key: str) -> asyncio.Lock:
-        turn = self._turns.get(key)
-        if turn is None:
-            turn = self._turns[key] = asyncio.Lock()
-        return turn
+        self._turns = KeyedTurns()
 
     async def ensure_indexes(self) -> None:
         await ensure_indexes(self.decisions, DECISIONS_INDEXES)
@@ -120,7 +112,7 @@ class DecisionStore:
         """Record a new queued decision, or give back the one it repeats (same id, or the same
         decision while the return's latest one blocks). Raises `DecisionPending` when another
         decision blocks it and `KeyReused` when its id names a different decision."""
-        async with self._turn(command.key):
+        async with self._turns(command.key):
             return await self._open(command)
 
     async def _open(self, command: DecisionCommand) -> Opened:

@@ -19,6 +19,7 @@ from contracts.shops import ShopStatus
 from ingestor.shops.repository import ShopRecord, ShopRepository
 from ingestor.shops.tokens import TikTokAuthClient
 from ingestor.tiktok_client import TikTokApiError
+from runtime.turns import KeyedTurns
 
 log = structlog.get_logger("ingestor.shops")
 
@@ -50,14 +51,13 @@ class TokenRenewer:
     repo: ShopRepository
     auth: TikTokAuthClient
     lease_ttl_s: float = 30.0
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _turns: KeyedTurns = field(default_factory=KeyedTurns)
 
     async def renew(self, shop_id: str, *, expired: str | None = None,
                     now: float | None = None) -> str:
         """The shop's access token after renewing it: when `expired` is given, only if the
         stored token is still that one; else only if the token is due for renewal."""
-        lock = self._locks.setdefault(shop_id, asyncio.Lock())
-        async with lock:
+        async with self._turns(shop_id):
             deadline = time.monotonic() + 2 * self.lease_ttl_s
             while True:
                 record = await self.repo.get(shop_id)
