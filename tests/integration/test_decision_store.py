@@ -13,7 +13,7 @@ import uuid
 import pytest
 from pymongo import AsyncMongoClient
 
-from contracts.decisions import DecisionCommand, SellerDecision
+from contracts.decisions import DecisionCommand, DecisionStatus, SellerDecision
 from contracts.statuses import ReturnStatus, ReverseType
 from runtime.decision_store import DecisionPending, DecisionStore
 from tests.integration.harness import Doc
@@ -40,9 +40,10 @@ async def test_of_two_decisions_on_one_return_at_once_only_one_is_queued(
         return_id = f"r{round_}"
         # An earlier decision that TikTok refused leaves the lock behind, so both take the
         # guarded update of an existing lock.
-        first = await store.open(decision(return_id, SellerDecision.APPROVE))
-        await store.decisions.update_one({"_id": str(first.record.decision_id)},
-                                         {"$set": {"status": "failed"}})
+        earlier = decision(return_id, SellerDecision.APPROVE)
+        await store.open(earlier)
+        assert await store.receive(earlier) is not None
+        await store.finish(earlier.decision_id, DecisionStatus.REFUSED, "refused by TikTok")
         outcomes = await asyncio.gather(
             store.open(decision(return_id, SellerDecision.APPROVE)),
             store.open(decision(return_id, SellerDecision.REJECT)),
